@@ -1,0 +1,101 @@
+"""Turn a training run directory into a verified bundle: one ONNX file per model + manifest.json.
+
+The bundle is written atomically (a failed export leaves any earlier bundle at that path byte-identical), every
+conversion is parity-checked against its source model, and the manifest records what the runtime needs to verify
+and feed each model (see :mod:`labelmend.bundle_format`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+import labelmend
+from labelmend._atomic import atomic_directory
+from labelmend.bundle_format import FORMAT, FORMAT_VERSION, read_manifest, sha256_file, write_manifest
+from labelmend.errors import DataError
+from labelmend.export.onnx_models import baseline_to_onnx, cnn_to_onnx
+from labelmend.train.run import PARITY_IMAGES, RUN_JSON, library_versions
+
+DESCRIPTIONS = {
+    "baseline": "Client baseline: 15 RGB-histogram counts + LogisticRegression(random_state=0) on all noisy labels.",
+    "model1": "CNN trained on all noisy labels as if clean (same architecture and budget as model2).",
+    "model2": "CNN trained with weak supervision: clean labels + noisy labels through the estimated noise process.",
+}
+
+
+def read_run(run_dir: str | os.PathLike) -> dict:
+    """The run's ``run.json``, with a clear error if ``run_dir`` is not a finished training run."""
+    path = Path(run_dir) / RUN_JSON
+    if not path.is_file():
+        raise DataError(f"{path}: not found; {run_dir} is not a finished `labelmend train` run")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: corrupt run record ({exc})") from None
+
+
+def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, models: list[str] | None = None,
+                  progress: bool = True) -> dict:
+    """Convert the models of ``run_dir`` (default: all it has) into ``bundle_dir``; returns the manifest."""
+    from labelmend.train._progress import progress_bar
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    available = list(run["models"])
+    models = models or available
+    unknown = [m for m in models if m not in available]
+    if unknown:
+        raise DataError(f"{run_dir}: run has no model {unknown[0]!r}; it has {available}")
+    parity_images = np.load(run_dir / PARITY_IMAGES)
+    entries = {}
+    with atomic_directory(bundle_dir) as tmp, progress_bar(total=len(models), desc="exporting to ONNX", unit="model",
+                                                            disable=not progress) as bar:
+        for name in models:
+            record = run["models"][name]
+            src = run_dir / record["file"]
+            if name == "baseline":
+                from labelmend.train.baseline import histogram_features
+
+                with open(src, "rb") as f:
+                    clf = pickle.load(f)
+                data, spec = baseline_to_onnx(clf, histogram_features(parity_images))
+                spec["preprocessing"] = "rgb_histogram"
+            else:
+                import keras
+
+                model = keras.models.load_model(src, compile=False)
+                data, spec = cnn_to_onnx(model, parity_images, flip_tta=record["training"].get("flip_tta", True))
+                spec["preprocessing"] = "raw_rgb"
+            file = f"{name}.onnx"
+            (tmp / file).write_bytes(data)
+            entries[name] = {
+                **spec,
+                "file": file,
+                "sha256": sha256_file(tmp / file),
+                "size_bytes": len(data),
+                "description": DESCRIPTIONS.get(name, name),
+                "training": record.get("training", {}),
+                "validation": record.get("validation", {}),
+            }
+            bar.update(1)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "labelmend_version": labelmend.__version__,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "class_names": list(labelmend.CLASS_NAMES),
+            "default_model": "model2" if "model2" in entries else next(iter(entries)),
+            "library_versions": library_versions(),
+            "source_run": {"path": str(run_dir.resolve()), "seed": run.get("seed"), "git_revision": run.get("git_revision"),
+                           "validation_split": run.get("split", {})},
+            "models": entries,
+        }
+        write_manifest(tmp, manifest)
+        read_manifest(tmp)  # the bundle must verify before it replaces anything
+    return manifest

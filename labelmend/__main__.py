@@ -1,0 +1,3 @@
+from labelmend.cli import main
+
+raise SystemExit(main())

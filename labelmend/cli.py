@@ -1,0 +1,170 @@
+"""The `labelmend` command: train → export → evaluate, predict, and `run` (all three on the shipped sample).
+
+Exit codes: 0 success; 1 a user error (bad data, bundle or arguments), reported as one line on stderr — `--debug`
+shows the traceback; 2 bad command-line usage (argparse); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from labelmend import __version__
+from labelmend.errors import LabelmendError
+
+SAMPLE_TRAIN = Path("data/sample/train")
+SAMPLE_TEST = Path("data/sample/test")
+TRAIN_EXTRA_HINT = "this command needs the training extras: pip install 'labelmend[train]'"
+
+
+def _models(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in ("baseline", "model1", "model2")]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of baseline,model1,model2, got {text!r}")
+    return names
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labelmend", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"labelmend {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_train_options(p, *, budget_min: float):
+        p.add_argument("--models", type=_models, default=["baseline", "model1", "model2"],
+                       help="comma-separated subset of baseline,model1,model2 (default: all)")
+        p.add_argument("--time-budget", type=_positive(float), default=budget_min, metavar="MIN",
+                       help=f"wall-clock minutes for the whole training command (default: {budget_min:g})")
+        p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
+        p.add_argument("--val-fraction", type=float, default=0.2,
+                       help="share of the clean-labelled images held out for validation (default: 0.2)")
+        p.add_argument("--epochs", type=_positive(float), default=None,
+                       help="fix the CNN epochs instead of sizing them to the budget (reproducible)")
+        p.add_argument("--width", type=_positive(int), default=None,
+                       help="CNN width (default: 16 on CPU, 64 when TensorFlow sees a GPU)")
+
+    p = sub.add_parser("train", help="train the baseline, Model I and Model II into a run directory")
+    p.add_argument("--data", required=True, type=Path, help="client data folder (images/, noisy_labels.csv, ...)")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write (replaced atomically)")
+    add_train_options(p, budget_min=30)
+
+    p = sub.add_parser("export", help="convert a run's models to an ONNX bundle")
+    p.add_argument("--run", required=True, type=Path, help="run directory written by `labelmend train`")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle directory to write (replaced atomically)")
+    p.add_argument("--models", type=_models, default=None, help="subset of the run's models (default: all)")
+
+    p = sub.add_parser("evaluate", help="score a bundle on a client test folder")
+    p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--test-data", required=True, type=Path, help="folder with test_images/ and test_labels.csv")
+    p.add_argument("--out", type=Path, default=None, help="report directory (default: BUNDLE-evaluation)")
+    p.add_argument("--models", type=_models, default=None, help="subset of the bundle's models (default: all)")
+
+    p = sub.add_parser("predict", help="classify PNG images with a bundle")
+    p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--model", default=None, help="model in the bundle (default: the manifest's, model2)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("images", nargs="+", type=Path, metavar="IMG.png")
+
+    p = sub.add_parser("run", help="train → export → evaluate in one go (default: the sample shipped in the repo)")
+    p.add_argument("--data", type=Path, default=SAMPLE_TRAIN, help=f"training data (default: {SAMPLE_TRAIN})")
+    p.add_argument("--test-data", type=Path, default=SAMPLE_TEST, help=f"test data (default: {SAMPLE_TEST})")
+    p.add_argument("--workdir", type=Path, default=Path("runs/sample"),
+                   help="where run/, bundle/ and evaluation/ go (default: runs/sample)")
+    add_train_options(p, budget_min=4)
+    return parser
+
+
+def _train(args) -> None:
+    from labelmend.train.pipeline import train
+
+    train(args.data, args.out, models=args.models, time_budget_s=args.time_budget * 60, seed=args.seed,
+          val_fraction=args.val_fraction, epochs=args.epochs, width=args.width, progress=not args.quiet)
+
+
+def _export(args) -> None:
+    from labelmend.export.bundle import export_bundle
+
+    manifest = export_bundle(args.run, args.bundle, models=args.models, progress=not args.quiet)
+    for name, spec in manifest["models"].items():
+        print(f"{name}: {args.bundle / spec['file']} ({spec['size_bytes'] / 1024:.0f} KiB, "
+              f"parity max |diff| {spec['export']['parity_max_abs_diff']:.1e})")
+
+
+def _evaluate(args) -> None:
+    from labelmend.evaluate import evaluate
+
+    out = args.out or args.bundle.with_name(args.bundle.name + "-evaluation")
+    metrics = evaluate(args.bundle, args.test_data, out, models=args.models, progress=not args.quiet)
+    for name, report in metrics["reports"].items():
+        print(f"=== {name}: accuracy {metrics['models'][name]['accuracy']:.4f} on {metrics['n_images']} images ===")
+        print(report)
+    print(f"reports, confusion matrices and label_prediction.csv in {out}")
+
+
+def _predict(args) -> None:
+    import numpy as np
+
+    from labelmend.runtime import load
+    from labelmend.runtime.png import read_png
+
+    predictor = load(args.bundle, args.model, device=args.device)
+    images = np.stack([read_png(p) for p in args.images])
+    for path, label in zip(args.images, predictor.predict_batch(images)):
+        print(f"{path}\t{label}\t{predictor.class_names[label]}")
+
+
+def _run(args) -> None:
+    for folder, what in ((args.data, "--data"), (args.test_data, "--test-data")):
+        if not folder.is_dir():
+            raise LabelmendError(f"{folder}: not found ({what}); run from the repository root to use the shipped "
+                                 f"sample, or pass {what}")
+    run_dir, bundle, evaluation = args.workdir / "run", args.workdir / "bundle", args.workdir / "evaluation"
+    args.out = run_dir
+    _train(args)
+    args.run, args.bundle, args.models = run_dir, bundle, None
+    _export(args)
+    args.out = evaluation
+    _evaluate(args)
+
+
+COMMANDS = {"train": _train, "export": _export, "evaluate": _evaluate, "predict": _predict, "run": _run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quiet:
+        os.environ["LABELMEND_PROGRESS"] = "0"
+    try:
+        COMMANDS[args.command](args)
+    except LabelmendError as exc:
+        if args.debug:
+            raise
+        print(f"labelmend {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if args.debug or exc.name not in ("tensorflow", "keras", "sklearn", "skl2onnx", "tf2onnx", "cv2", "matplotlib",
+                                          "tqdm", "onnx"):
+            raise
+        print(f"labelmend {args.command}: error: {exc.name} is not installed; {TRAIN_EXTRA_HINT}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"labelmend {args.command}: interrupted; earlier outputs were left untouched", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,93 @@
+"""`labelmend evaluate`: score every model of a bundle on a client test folder, through the runtime.
+
+The test images are decoded and predicted in batches (a folder of any size never sits in memory whole), every model
+sees the same batch, and the outputs are written atomically into one directory:
+``classification_report_<model>.txt`` (scikit-learn), ``confusion_<model>.png``, ``label_prediction.csv``
+(one row per test image, one column per model, like the client's) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from labelmend import CLASS_NAMES
+from labelmend._atomic import atomic_directory
+from labelmend.bundle_format import read_manifest
+from labelmend.errors import DataError
+
+
+def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+             models: list[str] | None = None, batch_size: int = 2048, progress: bool = True) -> dict:
+    """Predict ``test_dir`` with each model of ``bundle_dir``; write reports to ``out_dir``; return the metrics."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    from labelmend.runtime import load
+    from labelmend.train._progress import progress_bar
+    from labelmend.train.data import load_images, test_files
+
+    manifest = read_manifest(bundle_dir)
+    names = models or [m for m in ("baseline", "model1", "model2") if m in manifest["models"]]
+    missing = [m for m in names if m not in manifest["models"]]
+    if missing:
+        raise DataError(f"{bundle_dir}: bundle has no model {missing[0]!r}; it has {sorted(manifest['models'])}")
+    predictors = {m: load(bundle_dir, m) for m in names}
+    paths, labels = test_files(test_dir)
+    preds = {m: np.empty(len(paths), dtype=np.int64) for m in names}
+    with progress_bar(total=len(paths), desc="evaluating", unit="img", disable=not progress) as bar:
+        for start in range(0, len(paths), batch_size):
+            images = load_images(paths[start:start + batch_size], use_cache=False, progress=False)
+            for m, predictor in predictors.items():
+                preds[m][start:start + len(images)] = predictor.predict_batch(images)
+            bar.update(len(images))
+
+    metrics = {"bundle": str(Path(bundle_dir).resolve()), "test_data": str(Path(test_dir).resolve()),
+               "n_images": len(paths), "models": {}}
+    reports = {}
+    with atomic_directory(out_dir) as tmp:
+        for m in names:
+            report = classification_report(labels, preds[m], labels=list(range(len(CLASS_NAMES))),
+                                           target_names=list(CLASS_NAMES), digits=4, zero_division=0)
+            reports[m] = report
+            (tmp / f"classification_report_{m}.txt").write_text(report, encoding="utf-8")
+            cm = confusion_matrix(labels, preds[m], labels=list(range(len(CLASS_NAMES))))
+            _plot_confusion(cm, tmp / f"confusion_{m}.png", title=f"{m} on {len(paths)} test images")
+            metrics["models"][m] = {"accuracy": float(accuracy_score(labels, preds[m])),
+                                    "confusion_matrix": cm.tolist()}
+        with open(tmp / "label_prediction.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["image", "true_label", *names])
+            for i, path in enumerate(paths):
+                writer.writerow([path.name, int(labels[i]), *(int(preds[m][i]) for m in names)])
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    metrics["reports"] = reports
+    return metrics
+
+
+def _plot_confusion(cm: np.ndarray, path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    k = len(CLASS_NAMES)
+    ax.set_xticks(range(k), CLASS_NAMES, rotation=45)
+    ax.set_yticks(range(k), CLASS_NAMES)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

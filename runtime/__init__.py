@@ -1,0 +1,27 @@
+"""labelmend.runtime: classify 32×32 RGB images with a verified ONNX bundle (needs only numpy + onnxruntime).
+
+    >>> import labelmend.runtime as rt
+    >>> model = rt.load("bundles/latest")          # the manifest's default model ("model2")
+    >>> model.predict(image)                        # one (32, 32, 3) image, values in [0, 255] → int label
+    >>> model.predict_batch(images)                 # (N, 32, 32, 3) → int64 (N,)
+    >>> model.predict_proba(image_or_images)        # (10,) or (N, 10) float32, columns in class_names order
+    >>> rt.predict(image, "bundles/latest")         # one-off call with a cached Predictor ($LABELMEND_BUNDLE)
+
+Nothing here imports TensorFlow, scikit-learn, OpenCV, matplotlib, labelmend.train or labelmend.export;
+onnxruntime itself is imported when the first Predictor is created.
+"""
+
+from labelmend.errors import BundleError, InputError, InputTypeError
+from labelmend.runtime.predictor import BUNDLE_ENV, Predictor, load, predict
+from labelmend.runtime.validation import check_images
+
+__all__ = [
+    "BUNDLE_ENV",
+    "BundleError",
+    "InputError",
+    "InputTypeError",
+    "Predictor",
+    "check_images",
+    "load",
+    "predict",
+]

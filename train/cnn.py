@@ -1,0 +1,259 @@
+"""The CNN shared by Model I and Model II: hyperparameters → layers → make_model → predict → training loop.
+
+A ResNet-9-style network (airbench / DAWNBench lineage) narrowed to fit a 2-core CPU. One training loop serves
+every stage of both models: each training image carries a target distribution over the K = 10 classes and a flag
+saying whether that target is a *noisy* label to be matched through the transition matrix T (forward correction,
+Patrini et al. 2017, eq. 6) or a label to be matched directly. Model I uses only direct targets (noisy labels taken
+as clean); Model II mixes clean labels, forward-corrected noisy labels and posterior-corrected soft labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HYP = {
+    "net": {
+        "width": 16,             # channels of the first block; later blocks use 2x, 4x, 8x (16 → 790-900 img/s on 2 cores)
+        "gpu_width": 64,         # the width used when TensorFlow sees a GPU (same budget buys far more there)
+    },
+    "opt": {
+        "batch_size": 256,       # images per step; larger batches are faster per image on CPU
+        "lr": 0.2,               # peak SGD learning rate (Nesterov), reached after warmup
+        "momentum": 0.9,
+        "weight_decay": 5e-4,    # decoupled, scaled by the learning rate (Keras 3 SGD)
+        "warmup_frac": 0.1,      # fraction of the steps spent ramping the learning rate up linearly
+        "label_smoothing": 0.1,  # mixed into every direct target
+    },
+    "aug": {
+        "flip": True,            # random horizontal flips
+        "translate_px": 2,       # random translation in pixels, reflect padding
+    },
+    "eval": {
+        "batch_size": 1024,      # images per inference batch
+        "flip_tta": True,        # average predictions over the image and its mirror (also inside the ONNX graph)
+    },
+}
+
+
+def hyperparameters(**overrides) -> dict:
+    """A deep copy of HYP with ``{"group": {"key": value}}`` overrides applied."""
+    hyp = copy.deepcopy(HYP)
+    for group, values in overrides.items():
+        if group not in hyp:
+            raise KeyError(f"unknown hyperparameter group {group!r}; groups: {sorted(hyp)}")
+        for key, value in values.items():
+            if key not in hyp[group]:
+                raise KeyError(f"unknown hyperparameter {group}.{key}; keys: {sorted(hyp[group])}")
+            hyp[group][key] = value
+    return hyp
+
+
+# ---------------------------------------------------------------- layers and model
+
+
+def _conv_bn_relu(x, channels: int, name: str):
+    from keras import layers
+
+    x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def make_model(*, width: int = HYP["net"]["width"], n_classes: int = 10, seed: int = 0):
+    """ResNet-9-style CNN: raw RGB (N, 32, 32, 3) float32 in [0, 255] → logits (N, n_classes).
+
+    Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values.
+    """
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 3), name="images")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = _conv_bn_relu(x, width, "prep")
+    x = _conv_bn_relu(x, 2 * width, "layer1")
+    x = layers.MaxPooling2D(name="pool1")(x)
+    r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a"), 2 * width, "res1b")
+    x = layers.Add(name="res1")([x, r])
+    x = _conv_bn_relu(x, 4 * width, "layer2")
+    x = layers.MaxPooling2D(name="pool2")(x)
+    x = _conv_bn_relu(x, 8 * width, "layer3")
+    x = layers.MaxPooling2D(name="pool3")(x)
+    r = _conv_bn_relu(_conv_bn_relu(x, 8 * width, "res3a"), 8 * width, "res3b")
+    x = layers.Add(name="res3")([x, r])
+    x = layers.GlobalMaxPooling2D(name="pool")(x)
+    logits = layers.Dense(n_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=f"resnet9_w{width}")
+
+
+def predict_proba(model, images: np.ndarray, *, batch_size: int = HYP["eval"]["batch_size"],
+                  flip_tta: bool = HYP["eval"]["flip_tta"]) -> np.ndarray:
+    """Class probabilities (N, K) float32 of uint8/float images (N, 32, 32, 3), in batches."""
+    import tensorflow as tf
+
+    fn = probability_function(model, flip_tta=flip_tta)
+    out = [fn(tf.constant(images[i:i + batch_size], dtype=tf.float32)).numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def probability_function(model, *, flip_tta: bool = HYP["eval"]["flip_tta"]):
+    """A ``tf.function`` raw images → probabilities: what is exported to ONNX, and what evaluation uses."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32, name="images")], reduce_retracing=True)
+    def probabilities(images):
+        logits = model(images, training=False)
+        if flip_tta:
+            logits = 0.5 * (logits + model(tf.reverse(images, axis=[2]), training=False))
+        return tf.nn.softmax(logits, axis=-1)
+
+    return probabilities
+
+
+# ---------------------------------------------------------------- training loop
+
+
+@dataclass
+class TrainingTargets:
+    """What one training stage fits. ``images`` (N, 32, 32, 3) uint8; ``targets`` (N, K) float32 distributions;
+    ``forward`` (N,) bool: True where the target is a noisy label matched through T (forward correction)."""
+
+    images: np.ndarray
+    targets: np.ndarray
+    forward: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.images)
+        if self.targets.shape[0] != n or self.forward.shape != (n,):
+            raise ValueError(f"images ({n}), targets {self.targets.shape} and forward {self.forward.shape} disagree")
+
+
+@dataclass
+class History:
+    """Per-epoch curves of one training stage, plus wall time."""
+
+    epoch: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def one_hot(labels: np.ndarray, n_classes: int = 10, *, smoothing: float = 0.0) -> np.ndarray:
+    """(N,) ints → (N, K) float32 targets with ``smoothing`` spread uniformly."""
+    out = np.full((len(labels), n_classes), smoothing / n_classes, dtype=np.float32)
+    out[np.arange(len(labels)), labels] += 1.0 - smoothing
+    return out
+
+
+def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | None = None,
+        val: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, deadline: float | None = None,
+        hyp: dict = HYP, progress: bool = True, desc: str = "training", on_epoch_end=None) -> History:
+    """Train ``model`` for ``steps`` SGD steps on ``data`` (a fresh learning-rate cycle); returns its History.
+
+    ``transition`` (K, K) is required when any ``data.forward`` is True. ``val`` = (images, clean labels) is scored
+    after every epoch. ``deadline`` (time.monotonic() seconds) stops training early, keeping the model, if reached.
+    ``on_epoch_end(epoch, model)`` is called after each epoch (e.g. to checkpoint).
+    """
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    from labelmend.train._progress import progress_bar
+
+    opt_h, aug_h = hyp["opt"], hyp["aug"]
+    bs = min(opt_h["batch_size"], len(data.images))
+    if bs == 0 or steps <= 0:
+        raise ValueError(f"nothing to train: {len(data.images)} images, {steps} steps")
+    k = data.targets.shape[1]
+    if data.forward.any() and transition is None:
+        raise ValueError("forward-corrected targets need the transition matrix")
+    T = tf.constant(transition if transition is not None else np.eye(k), dtype=tf.float32)
+
+    warmup = max(1, int(steps * opt_h["warmup_frac"]))
+    class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+        """Linear warmup to the peak, then linear decay to zero at ``steps``."""
+
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            up = step / warmup
+            down = tf.maximum(0.0, (steps - step) / max(1, steps - warmup))
+            return opt_h["lr"] * tf.minimum(up, down)
+
+    optimizer = keras.optimizers.SGD(learning_rate=OneCycle(), momentum=opt_h["momentum"], nesterov=True,
+                                     weight_decay=opt_h["weight_decay"])
+    augment = []
+    if aug_h["flip"]:
+        augment.append(layers.RandomFlip("horizontal", seed=seed))
+    if aug_h["translate_px"]:
+        f = aug_h["translate_px"] / 32
+        augment.append(layers.RandomTranslation(f, f, fill_mode="reflect", interpolation="nearest", seed=seed + 1))
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, target, fwd):
+        x = tf.cast(x, tf.float32)
+        for aug in augment:
+            x = aug(x, training=True)
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            p = tf.nn.softmax(logits)
+            p_noisy = tf.matmul(p, T)
+            q = tf.where(fwd[:, None], p_noisy, p)
+            loss = -tf.reduce_mean(tf.reduce_sum(target * tf.math.log(q + 1e-7), axis=1))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == tf.argmax(target, 1), tf.float32))
+        return loss, correct
+
+    rng = np.random.default_rng(seed)
+    n = len(data.images)
+    steps_per_epoch = max(1, n // bs)
+    n_epochs = math.ceil(steps / steps_per_epoch)
+    hist = History()
+    t0 = time.monotonic()
+    step = 0
+    with progress_bar(total=steps, desc=desc, unit="step", disable=not progress) as bar:
+        for epoch in range(n_epochs):
+            order = rng.permutation(n)
+            loss_sum = correct_sum = seen = 0.0
+            for b in range(steps_per_epoch):
+                if step >= steps:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    hist.stopped_early = True
+                    break
+                idx = np.sort(order[b * bs:(b + 1) * bs])
+                loss, correct = train_step(data.images[idx], data.targets[idx], data.forward[idx])
+                loss_sum += float(loss) * len(idx)
+                correct_sum += float(correct)
+                seen += len(idx)
+                step += 1
+                bar.update(1)
+            if seen:
+                hist.epoch.append(epoch + 1)
+                hist.train_loss.append(loss_sum / seen)
+                hist.train_acc.append(correct_sum / seen)
+                if val is not None and len(val[0]):
+                    probs = predict_proba(model, val[0], flip_tta=False)
+                    hist.val_loss.append(float(-np.mean(np.log(probs[np.arange(len(val[1])), val[1]] + 1e-7))))
+                    hist.val_acc.append(float(np.mean(probs.argmax(1) == val[1])))
+                    bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}")
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, model)
+            if hist.stopped_early:
+                break
+    hist.steps = step
+    hist.seconds = time.monotonic() - t0
+    return hist

@@ -1,0 +1,240 @@
+"""Load the client's data layouts as RGB uint8 arrays and integer labels.
+
+Training layout (N images, the first M of them with clean labels)::
+
+    DIR/images/00001.png … DIR/images/{N:05d}.png
+    DIR/noisy_labels.csv     N lines, one label 0..9 per line
+    DIR/clean_labels.csv     M <= N lines: the trusted labels of images 1..M (optional)
+
+Test layout::
+
+    DIR/test_images/test00001.png …  and  DIR/test_labels.csv
+
+Images are decoded in parallel with OpenCV (BGR → RGB) into one (N, 32, 32, 3) uint8 array, which is cached on disk
+keyed by every file's name, size and modification time, so a second load of an unchanged folder is a memory map away.
+Every problem raises :class:`~labelmend.errors.DataError` naming the file (and line, for label files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labelmend.errors import DataError
+
+IMAGE_SHAPE = (32, 32, 3)
+N_CLASSES = 10
+TRAIN_IMAGES, NOISY_CSV, CLEAN_CSV = "images", "noisy_labels.csv", "clean_labels.csv"
+TEST_IMAGES, TEST_CSV = "test_images", "test_labels.csv"
+_CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The client's training set. ``images`` (N, 32, 32, 3) uint8 RGB; ``noisy_labels`` (N,) int64;
+    ``clean_labels`` (M,) int64, the trusted labels of images 0..M-1 (M may be 0)."""
+
+    images: np.ndarray
+    noisy_labels: np.ndarray
+    clean_labels: np.ndarray
+
+    @property
+    def n_clean(self) -> int:
+        return len(self.clean_labels)
+
+
+@dataclass(frozen=True)
+class TestData:
+    """A client test folder: ``images`` (N, 32, 32, 3) uint8 RGB, ``labels`` (N,) int64, ``paths`` of the PNGs."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: tuple[Path, ...]
+
+
+# ---------------------------------------------------------------- labels
+
+
+def read_labels(path: str | os.PathLike, *, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Read a label file: one integer in [0, n_classes) per line.
+
+    Windows line endings and surrounding whitespace are fine, and so are blank lines at the end of the file; a blank
+    line elsewhere, a header, a non-integer or an out-of-range label is refused with the file and line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: label file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    labels = np.empty(len(lines), dtype=np.int64)
+    for i, raw in enumerate(lines):
+        field = raw.strip()
+        if not re.fullmatch(r"[+-]?\d+", field):
+            what = "a blank line" if not field else f"{field[:40]!r}"
+            hint = " (label files have no header)" if i == 0 and field else ""
+            raise DataError(f"{path}, line {i + 1}: expected one integer label 0-{n_classes - 1}, got {what}{hint}")
+        value = int(field)
+        if not 0 <= value < n_classes:
+            raise DataError(f"{path}, line {i + 1}: label {value} is outside 0-{n_classes - 1}")
+        labels[i] = value
+    if len(labels) == 0:
+        raise DataError(f"{path}: the file holds no labels")
+    return labels
+
+
+# ---------------------------------------------------------------- images
+
+
+def _decode_png(path: Path) -> np.ndarray:
+    """Decode one PNG to RGB uint8 (32, 32, 3), refusing anything else by name."""
+    import cv2
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if data.size == 0:
+        raise DataError(f"{path}: empty file (0 bytes), not a PNG image")
+    if data[:8].tobytes() != b"\x89PNG\r\n\x1a\n":
+        raise DataError(f"{path}: not a PNG file")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(f"{path}: corrupt or truncated PNG (OpenCV could not decode it)")
+    if img.dtype != np.uint8:
+        raise DataError(f"{path}: {img.dtype.itemsize * 8}-bit PNG; expected an 8-bit RGB image")
+    if img.ndim != 3 or img.shape[2] != 3:
+        kind = "grayscale" if img.ndim == 2 else {2: "grayscale+alpha", 4: "RGBA"}.get(img.shape[2], "multi-channel")
+        raise DataError(f"{path}: {kind} image; expected a 3-channel RGB image")
+    if img.shape != IMAGE_SHAPE:
+        raise DataError(f"{path}: image is {img.shape[1]}x{img.shape[0]} pixels; expected 32x32")
+    return img[:, :, ::-1]
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("LABELMEND_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "labelmend"
+    )
+    return Path(root)
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    """Hash of every file's absolute path, size and mtime: changes whenever a file is added, removed or rewritten."""
+    digest = hashlib.sha256(_CACHE_VERSION.encode())
+    for p in paths:
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise DataError(f"{p}: image file not found") from None
+        digest.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def load_images(paths: list[Path], *, use_cache: bool = True, workers: int | None = None,
+                progress: bool = True, desc: str = "decoding images") -> np.ndarray:
+    """Decode ``paths`` into one (N, 32, 32, 3) uint8 RGB array, in parallel, through the on-disk cache."""
+    cache_file = None
+    if use_cache and paths:
+        cache_file = _cache_dir() / f"images-{_fingerprint(paths)}.npy"
+        if cache_file.is_file():
+            try:
+                cached = np.load(cache_file, mmap_mode="r")
+                if cached.shape == (len(paths), *IMAGE_SHAPE) and cached.dtype == np.uint8:
+                    return np.ascontiguousarray(cached)
+            except (OSError, ValueError):
+                pass  # unreadable cache entry: decode again and overwrite it
+    out = np.empty((len(paths), *IMAGE_SHAPE), dtype=np.uint8)
+    from labelmend.train._progress import progress_bar
+
+    chunk = 512
+    starts = range(0, len(paths), chunk)
+
+    def decode_chunk(start: int) -> int:
+        stop = min(start + chunk, len(paths))
+        for i in range(start, stop):
+            out[i] = _decode_png(paths[i])
+        return stop - start
+
+    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool, progress_bar(
+        total=len(paths), desc=desc, unit="img", disable=not progress
+    ) as bar:
+        for done in pool.map(decode_chunk, starts):
+            bar.update(done)
+    if cache_file is not None:
+        _write_cache(cache_file, out)
+    return out
+
+
+def _write_cache(cache_file: Path, images: np.ndarray) -> None:
+    """Write the cache atomically; a cache that cannot be written is not an error."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, images)
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass
+
+
+def _numbered_pngs(folder: Path, n: int, *, prefix: str, labels_file: Path) -> list[Path]:
+    """The paths ``folder/{prefix}00001.png … {prefix}{n:05d}.png``; refuses missing images and unlabelled extras."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: image folder not found")
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)\.png$", re.IGNORECASE)
+    present = {}
+    for entry in os.scandir(folder):
+        m = pattern.match(entry.name)
+        if m:
+            present[int(m.group(1))] = Path(entry.path)
+    for index in range(1, n + 1):
+        if index not in present:
+            raise DataError(f"{folder / f'{prefix}{index:05d}.png'}: image file not found ({labels_file.name} has {n} labels)")
+    extra = sorted(i for i in present if i > n or i < 1)
+    if extra:
+        raise DataError(f"{present[extra[0]]}: image has no label ({labels_file} has {n} lines)")
+    return [present[i] for i in range(1, n + 1)]
+
+
+def load_training_data(data_dir: str | os.PathLike, *, use_cache: bool = True, progress: bool = True) -> TrainingData:
+    """Load the training layout described in the module docstring."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    noisy = read_labels(root / NOISY_CSV)
+    clean_path = root / CLEAN_CSV
+    clean = read_labels(clean_path) if clean_path.exists() else np.empty(0, dtype=np.int64)
+    if len(clean) > len(noisy):
+        raise DataError(f"{clean_path}: {len(clean)} clean labels but only {len(noisy)} images/noisy labels")
+    paths = _numbered_pngs(root / TRAIN_IMAGES, len(noisy), prefix="", labels_file=root / NOISY_CSV)
+    images = load_images(paths, use_cache=use_cache, progress=progress, desc="decoding training images")
+    return TrainingData(images=images, noisy_labels=noisy, clean_labels=clean)
+
+
+def test_files(data_dir: str | os.PathLike) -> tuple[list[Path], np.ndarray]:
+    """The image paths and labels of a test folder (nothing decoded yet), refusing missing or unlabelled images."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: test data folder not found")
+    labels = read_labels(root / TEST_CSV)
+    return _numbered_pngs(root / TEST_IMAGES, len(labels), prefix="test", labels_file=root / TEST_CSV), labels
+
+
+def load_test_data(data_dir: str | os.PathLike, *, use_cache: bool = True, progress: bool = True) -> TestData:
+    """Load the test layout described in the module docstring."""
+    paths, labels = test_files(data_dir)
+    images = load_images(paths, use_cache=use_cache, progress=progress, desc="decoding test images")
+    return TestData(images=images, labels=labels, paths=tuple(paths))

@@ -1,0 +1,173 @@
+"""`labelmend train`: load the client's data, fit the baseline, Model I and Model II within a time budget, and
+write a run directory (models, run.json, reports) atomically.
+
+Budget: after loading and the baseline, the remaining time (less a reserve for inference, plots and saving) is
+measured in SGD steps by timing a few steps of the real network, and split equally between Model I and Model II,
+so both get the same architecture *and* the same number of steps. Each model also has a hard deadline, so a machine
+slower than the calibration suggested still ends on time (the curves then show a shorter run). ``epochs`` fixes
+the step count instead, which makes a run reproducible bit-for-bit with its ``seed`` on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import labelmend
+from labelmend._atomic import atomic_directory
+from labelmend.errors import DataError
+from labelmend.train import run as runfiles
+from labelmend.train.data import load_training_data
+
+ALL_MODELS = ("baseline", "model1", "model2")
+RESERVE_FRAC = 0.07       # of the budget, kept for inference, plots and saving
+CALIBRATION_STEPS = 12    # timed steps of the real network, after a warm-up that traces the graph
+
+
+def _log(msg: str) -> None:
+    print(f"[labelmend] {msg}", file=sys.stderr, flush=True)
+
+
+def configure_tensorflow(seed: int) -> str:
+    """Seed everything, make ops deterministic, quiet TF's logging; returns 'gpu' or 'cpu'."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return "gpu" if gpus else "cpu"
+
+
+def seconds_per_step(images: np.ndarray, *, hyp: dict, seed: int) -> float:
+    """Median wall seconds of one training step of the real network on this machine."""
+    from labelmend.train import cnn
+
+    model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
+    bs = hyp["opt"]["batch_size"]
+    n = min(len(images), bs * 4)
+    data = cnn.TrainingTargets(images[:n], cnn.one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
+    cnn.fit(model, data, steps=3, seed=seed, hyp=hyp, progress=False)  # traces the step function
+    hist = cnn.fit(model, data, steps=CALIBRATION_STEPS, seed=seed, hyp=hyp, progress=False)
+    # fit traces again for its fresh optimizer: charge one step of overhead and keep the estimate conservative
+    return hist.seconds / max(1, hist.steps - 1)
+
+
+def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, models=ALL_MODELS, time_budget_s: float = 1800,
+          seed: int = 0, val_fraction: float = 0.2, epochs: float | None = None, width: int | None = None,
+          progress: bool = True) -> dict:
+    """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return the run record."""
+    t_start = time.monotonic()
+    unknown = [m for m in models if m not in ALL_MODELS]
+    if unknown:
+        raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(ALL_MODELS)}")
+    if time_budget_s <= 0:
+        raise DataError(f"--time-budget must be positive, got {time_budget_s}")
+    data = load_training_data(data_dir, progress=progress)
+    _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels in {time.monotonic() - t_start:.1f} s")
+
+    from labelmend.train.weak import Split
+
+    split = Split.make(data.n_clean, val_fraction=val_fraction, seed=seed)
+    cnns = [m for m in models if m != "baseline"]
+    if cnns and len(split.val) == 0:
+        _log("warning: no clean labels held out, so the CNNs' validation accuracy cannot be measured")
+    if "model2" in models and len(split.train_clean) == 0:
+        raise DataError(f"{data_dir}: model2 needs clean labels to estimate the noise (clean_labels.csv) beyond "
+                        f"the validation split")
+    record = {
+        "labelmend_version": labelmend.__version__, "seed": seed, "data_dir": str(Path(data_dir).resolve()),
+        "n_images": int(len(data.images)), "n_clean": int(data.n_clean), "split": split.as_dict(),
+        "time_budget_s": time_budget_s, "git_revision": runfiles.git_revision(Path(__file__).parent),
+        "library_versions": runfiles.library_versions(), "models": {},
+    }
+    with atomic_directory(out_dir) as tmp:
+        reports = tmp / runfiles.REPORTS
+        reports.mkdir()
+        parity = split.val[:256] if len(split.val) else np.arange(min(256, len(data.images)))
+        np.save(tmp / runfiles.PARITY_IMAGES, data.images[parity])
+        if "baseline" in models:
+            record["models"]["baseline"] = _train_baseline(data, split, tmp)
+        if cnns:
+            record.update(_train_cnns(data, split, cnns, tmp, reports, t_start=t_start, time_budget_s=time_budget_s,
+                                      seed=seed, epochs=epochs, width=width, progress=progress,
+                                      models_record=record["models"]))
+        record["total_seconds"] = time.monotonic() - t_start
+        from labelmend.train.reports import write_summary
+
+        write_summary(record, reports / "report.md")
+        (tmp / runfiles.RUN_JSON).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _log(f"run written to {out_dir} in {record['total_seconds']:.0f} s")
+    return record
+
+
+def _train_baseline(data, split, tmp: Path) -> dict:
+    from labelmend.train.baseline import fit_baseline, histogram_features
+
+    t0 = time.monotonic()
+    clf = fit_baseline(data.images, data.noisy_labels)
+    with open(tmp / runfiles.MODEL_FILES["baseline"], "wb") as f:
+        pickle.dump(clf, f, protocol=pickle.HIGHEST_PROTOCOL)
+    val_acc = None
+    if len(split.val):
+        val_acc = float(np.mean(clf.predict(histogram_features(data.images[split.val])) == data.clean_labels[split.val]))
+    seconds = time.monotonic() - t0
+    _log(f"baseline: validation accuracy {val_acc} ({seconds:.1f} s)")
+    return {"file": runfiles.MODEL_FILES["baseline"], "seconds": seconds,
+            "training": {"estimator": "LogisticRegression(random_state=0)", "features": "rgb_histogram_5bins",
+                         "labels": "noisy, all images", "note": "validation images' noisy labels are in its training set"},
+            "validation": {"accuracy": val_acc, "n": int(len(split.val))}}
+
+
+def _train_cnns(data, split, cnns, tmp: Path, reports: Path, *, t_start, time_budget_s, seed, epochs, width, progress,
+                models_record) -> dict:
+    from labelmend.train import cnn, weak
+    from labelmend.train.reports import plot_training_curves, plot_transition_matrix
+
+    device = configure_tensorflow(seed)
+    hyp = cnn.hyperparameters()
+    hyp["net"]["width"] = width or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
+    n = len(data.images)
+    if epochs is not None:
+        steps = weak.steps_for_epochs(n, epochs, hyp["opt"]["batch_size"])
+        sps = None
+    else:
+        sps = seconds_per_step(data.images, hyp=hyp, seed=seed)
+        left = time_budget_s * (1 - RESERVE_FRAC) - (time.monotonic() - t_start)
+        # evaluation per epoch and the final inference passes cost about as much as 6 % of the steps
+        steps = int(left / len(cnns) / sps / 1.06)
+        if steps < 10:
+            raise DataError(f"--time-budget {time_budget_s:.0f} s leaves {max(left, 0):.0f} s for {len(cnns)} CNN(s): "
+                            f"too little for even 10 steps at {sps:.2f} s/step; raise the budget")
+    _log(f"CNNs on {device}: width {hyp['net']['width']}, {steps} steps each "
+         f"({steps * hyp['opt']['batch_size'] / n:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
+    out = {"device": device, "hyperparameters": hyp, "hyperparameters_noise": weak.HYP_NOISE}
+    per_model_s = None if epochs is not None else (time_budget_s - (time.monotonic() - t_start)) / len(cnns)
+    for name in cnns:
+        deadline = None if per_model_s is None else time.monotonic() + per_model_s
+        trainer = weak.train_model1 if name == "model1" else weak.train_model2
+        model, rep = trainer(data.images, data.noisy_labels, data.clean_labels, split, steps=steps, seed=seed,
+                             deadline=deadline, hyp=hyp, progress=progress)
+        model.save(tmp / runfiles.MODEL_FILES[name])
+        plot_training_curves(rep["history"], reports / f"curves_{name}.png",
+                             title=f"{name}: {rep['steps']} steps, {rep['seconds']:.0f} s")
+        if "transition_matrix" in rep:
+            plot_transition_matrix(np.asarray(rep["transition_matrix"]), reports / "transition_matrix.png",
+                                   n_pairs=len(split.train_clean))
+        models_record[name] = {
+            "file": runfiles.MODEL_FILES[name], "seconds": rep["seconds"], "validation": rep["validation"],
+            "training": {**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
+                         "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],
+                         "clean_labels_used": "train split only (validation clean labels never trained on)"},
+        }
+        _log(f"{name}: validation accuracy {rep['validation']['accuracy']} ({rep['seconds']:.0f} s, {rep['steps']} steps)")
+    return out

@@ -1,0 +1,90 @@
+"""PNG plots and a Markdown summary written next to a training run's models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from labelmend import CLASS_NAMES
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(histories: dict, path: Path, *, title: str) -> Path:
+    """Accuracy and loss per epoch, train vs validation; stages (e.g. A, B) are drawn one after another."""
+    plt = _pyplot()
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+    offset = 0
+    for stage, h in histories.items():
+        epochs = np.asarray(h["epoch"]) + offset
+        label = "" if stage == "all" else f" ({stage})"
+        ax_acc.plot(epochs, h["train_acc"], "o-", label=f"train, vs its targets{label}")
+        ax_loss.plot(epochs, h["train_loss"], "o-", label=f"train{label}")
+        if h["val_acc"]:
+            ax_acc.plot(epochs, h["val_acc"], "s--", label=f"validation, clean labels{label}")
+            ax_loss.plot(epochs, h["val_loss"], "s--", label=f"validation{label}")
+        offset = epochs[-1] if len(epochs) else offset
+    for ax, name in ((ax_acc, "accuracy"), (ax_loss, "cross-entropy loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_transition_matrix(transition: np.ndarray, path: Path, *, n_pairs: int) -> Path:
+    """Heatmap of T[i, j] = P(noisy = j | true = i) with the values written in."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(transition, cmap="viridis", vmin=0, vmax=max(0.5, float(transition.max())))
+    k = transition.shape[0]
+    ax.set_xticks(range(k), CLASS_NAMES[:k], rotation=45)
+    ax.set_yticks(range(k), CLASS_NAMES[:k])
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{transition[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if transition[i, j] > 0.3 else "white")
+    ax.set_xlabel("noisy label")
+    ax.set_ylabel("true (clean) label")
+    ax.set_title(f"Estimated noise transition P(noisy | true), {n_pairs} pairs")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(x) -> str:
+    return "—" if x is None else f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def write_summary(run: dict, path: Path) -> Path:
+    """report.md: validation accuracy, label correction and wall time per model."""
+    lines = [f"# labelmend training run (seed {run['seed']})", "",
+             f"Data: `{run['data_dir']}` — {run['n_images']} images, {run['n_clean']} with clean labels; "
+             f"validation: {run['split']['n_val']} clean-labelled images whose clean labels were never trained on.", "",
+             "| model | validation accuracy | wall time (s) | steps |", "|---|---|---|---|"]
+    for name, rec in run["models"].items():
+        lines.append(f"| {name} | {_fmt(rec['validation'].get('accuracy'))} | {rec['seconds']:.1f} | "
+                     f"{rec['training'].get('steps', '—')} |")
+    m2 = run["models"].get("model2", {}).get("training", {})
+    if "label_correction" in m2:
+        lines += ["", "## Model II label correction on the validation images (their noisy labels vs clean labels)", ""]
+        lines += [f"- {k}: {_fmt(v)}" for k, v in m2["label_correction"].items()]
+        lines += ["", "## Model II stages (validation accuracy)", ""]
+        lines += [f"- {k}: {_fmt(v['val_accuracy'])}" for k, v in m2["stages"].items()]
+    lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s).", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
