@@ -52,6 +52,9 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
     unknown = [m for m in models if m not in available]
     if unknown:
         raise DataError(f"{run_dir}: run has no model {unknown[0]!r}; it has {available}")
+    for needed in [PARITY_IMAGES, *(run["models"][m]["file"] for m in models)]:
+        if not (run_dir / needed).is_file():
+            raise DataError(f"{run_dir / needed}: missing from the run directory; train again")
     parity_images = np.load(run_dir / PARITY_IMAGES)
     entries = {}
     with atomic_directory(bundle_dir) as tmp, progress_bar(total=len(models), desc="exporting to ONNX", unit="model",

@@ -26,7 +26,8 @@ from labelmend.train import run as runfiles
 from labelmend.train.data import load_training_data
 
 ALL_MODELS = ("baseline", "model1", "model2")
-RESERVE_FRAC = 0.07       # of the budget, kept for inference, plots and saving
+RESERVE_FRAC = 0.07       # of the budget, kept for inference, plots and saving ...
+RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
 CALIBRATION_STEPS = 12    # timed steps of the real network, after a warm-up that traces the graph
 
 
@@ -137,23 +138,27 @@ def _train_cnns(data, split, cnns, tmp: Path, reports: Path, *, t_start, time_bu
     hyp = cnn.hyperparameters()
     hyp["net"]["width"] = width or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
     n = len(data.images)
+    reserve = max(RESERVE_FRAC * time_budget_s, RESERVE_MIN_S)
     if epochs is not None:
         steps = weak.steps_for_epochs(n, epochs, hyp["opt"]["batch_size"])
-        sps = None
+        sps = per_model_s = None
     else:
         sps = seconds_per_step(data.images, hyp=hyp, seed=seed)
-        left = time_budget_s * (1 - RESERVE_FRAC) - (time.monotonic() - t_start)
+        left = time_budget_s - reserve - (time.monotonic() - t_start)
+        per_model_s = left / len(cnns)
         # evaluation per epoch and the final inference passes cost about as much as 6 % of the steps
-        steps = int(left / len(cnns) / sps / 1.06)
+        steps = int(per_model_s / sps / 1.06)
         if steps < 10:
             raise DataError(f"--time-budget {time_budget_s:.0f} s leaves {max(left, 0):.0f} s for {len(cnns)} CNN(s): "
                             f"too little for even 10 steps at {sps:.2f} s/step; raise the budget")
     _log(f"CNNs on {device}: width {hyp['net']['width']}, {steps} steps each "
          f"({steps * hyp['opt']['batch_size'] / n:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
-    out = {"device": device, "hyperparameters": hyp, "hyperparameters_noise": weak.HYP_NOISE}
-    per_model_s = None if epochs is not None else (time_budget_s - (time.monotonic() - t_start)) / len(cnns)
-    for name in cnns:
-        deadline = None if per_model_s is None else time.monotonic() + per_model_s
+    out = {"device": device, "cnn_steps": steps, "seconds_per_step": sps, "hyperparameters": hyp,
+           "hyperparameters_noise": weak.HYP_NOISE}
+    t_cnns = time.monotonic()
+    for i, name in enumerate(cnns):
+        # model i must be done by the end of its slot, so an overrun never eats the next model's time
+        deadline = None if per_model_s is None else t_cnns + (i + 1) * per_model_s
         trainer = weak.train_model1 if name == "model1" else weak.train_model2
         model, rep = trainer(data.images, data.noisy_labels, data.clean_labels, split, steps=steps, seed=seed,
                              deadline=deadline, hyp=hyp, progress=progress)

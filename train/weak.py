@@ -64,6 +64,7 @@ def train_model1(images, noisy_labels, clean_labels, split: Split, *, steps: int
                    desc="model1: noisy labels", on_epoch_end=on_epoch_end)
     val_probs = cnn.predict_proba(model, val[0], flip_tta=hyp["eval"]["flip_tta"])
     report = {"history": {"all": hist.as_dict()}, "steps": hist.steps, "seconds": hist.seconds,
+              "stopped_early": hist.stopped_early,
               "validation": {"accuracy": _accuracy(val_probs, val[1]), "n": len(val[1])}}
     return model, report
 
@@ -121,6 +122,7 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
         final_probs = probs[split.val]
     report["steps"] = int(sum(h["steps"] for h in report["history"].values()))
     report["seconds"] = float(sum(h["seconds"] for h in report["history"].values()))
+    report["stopped_early"] = any(h["stopped_early"] for h in report["history"].values()) or report["steps"] < steps
     report["validation"] = {"accuracy": _accuracy(final_probs, val[1]), "n": int(len(split.val))}
     return model, report
 

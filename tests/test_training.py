@@ -1,0 +1,126 @@
+"""Tiny-scale TensorFlow training: the step budget, deadlines, seeding, Model I/II reports and export parity."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from labelmend.train import cnn, weak  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """96 images of 10 classes separable by colour, noisy labels 50 % symmetric, 40 clean."""
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 10
+    images = rng.integers(0, 40, (96, 32, 32, 3)).astype(np.uint8)
+    images[..., 0] += (y * 20)[:, None, None].astype(np.uint8)
+    noisy = np.where(rng.random(96) < 0.5, rng.integers(0, 10, 96), y)
+    return images, noisy, y
+
+
+def test_fit_runs_exact_steps_and_records_curves(tiny):
+    images, noisy, y = tiny
+    model = cnn.make_model(width=4, seed=0)
+    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
+    hyp = cnn.hyperparameters(opt={"batch_size": 32})
+    hist = cnn.fit(model, data, steps=7, val=(images[:20], y[:20]), hyp=hyp, progress=False)
+    assert hist.steps == 7
+    assert hist.epoch == [1, 2, 3]  # 3 steps per epoch
+    assert len(hist.val_acc) == 3 and all(0 <= a <= 1 for a in hist.val_acc)
+    assert all(np.isfinite(hist.train_loss))
+
+
+def test_deadline_stops_training_early(tiny):
+    images, noisy, _ = tiny
+    model = cnn.make_model(width=4, seed=0)
+    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
+    hist = cnn.fit(model, data, steps=1000, deadline=time.monotonic() + 3.0, progress=False,
+                   hyp=cnn.hyperparameters(opt={"batch_size": 32}))
+    assert hist.stopped_early
+    assert 0 < hist.steps < 1000
+
+
+def test_forward_targets_need_transition_matrix(tiny):
+    images, noisy, _ = tiny
+    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.ones(len(images), bool))
+    with pytest.raises(ValueError, match="transition matrix"):
+        cnn.fit(cnn.make_model(width=4), data, steps=1, progress=False)
+
+
+def test_same_seed_same_weights(tiny):
+    images, noisy, _ = tiny
+    from labelmend.train.pipeline import configure_tensorflow
+
+    configure_tensorflow(0)
+    weights = []
+    for _ in range(2):
+        model = cnn.make_model(width=4, seed=3)
+        data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
+        cnn.fit(model, data, steps=4, seed=3, progress=False, hyp=cnn.hyperparameters(opt={"batch_size": 32}))
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model1_and_model2_share_the_step_budget(tiny):
+    images, noisy, y = tiny
+    split = weak.Split.make(40, val_fraction=0.25, seed=0)
+    hyp = cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 32})
+    _, r1 = weak.train_model1(images, noisy, y[:40], split, steps=9, hyp=hyp, progress=False)
+    _, r2 = weak.train_model2(images, noisy, y[:40], split, steps=9, hyp=hyp, progress=False)
+    assert r1["steps"] == r2["steps"] == 9
+    assert set(r2["history"]) == {"A", "B"}
+    lc = r2["label_correction"]
+    assert lc["n"] == 10 and 0 <= lc["posterior_accuracy"] <= 1
+    assert np.allclose(np.sum(r2["transition_matrix"], axis=1), 1.0)
+
+
+def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeypatch):
+    """Whole train command on a tiny generated folder under a 60 s budget, then export + runtime parity."""
+    import cv2
+
+    monkeypatch.setenv("LABELMEND_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    n = 80
+    labels = rng.integers(0, 10, n)
+    for i in range(n):
+        cv2.imwrite(str(root / "images" / f"{i + 1:05d}.png"), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    (root / "noisy_labels.csv").write_text("\n".join(map(str, labels)) + "\n")
+    (root / "clean_labels.csv").write_text("\n".join(map(str, labels[:30])) + "\n")
+
+    from labelmend.export.bundle import export_bundle
+    from labelmend.runtime import load
+    from labelmend.train.pipeline import train
+
+    budget = 60.0
+    t0 = time.monotonic()
+    record = train(root, tmp_path / "run", time_budget_s=budget, width=4, progress=False)
+    elapsed = time.monotonic() - t0
+    assert elapsed <= budget * 1.1, f"train took {elapsed:.1f} s for a {budget:.0f} s budget"
+    m1, m2 = record["models"]["model1"], record["models"]["model2"]
+    for m in (m1, m2):  # each gets the same steps unless its time slot ran out first (then it says so)
+        assert m["training"]["steps"] == record["cnn_steps"] or m["training"]["stopped_early"]
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert saved["split"]["n_val"] == 6
+    for png in ("curves_model1.png", "curves_model2.png", "transition_matrix.png"):
+        assert (tmp_path / "run" / "reports" / png).stat().st_size > 1000
+
+    manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", progress=False)
+    assert manifest["default_model"] == "model2"
+    import keras
+
+    images = np.load(tmp_path / "run" / "parity_images.npy")
+    for name in ("model1", "model2"):
+        keras_model = keras.models.load_model(tmp_path / "run" / f"{name}.keras", compile=False)
+        expected = cnn.predict_proba(keras_model, images)
+        got = load(tmp_path / "bundle", name).predict_proba(images)
+        assert np.abs(expected - got).max() < 1e-4
+        assert manifest["models"][name]["export"]["parity_max_abs_diff"] < 1e-4
