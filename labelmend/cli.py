@@ -61,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CNN width (default: 16 on CPU, 64 when TensorFlow sees a GPU)")
 
     p = sub.add_parser("train", help="train the baseline, Model I and Model II into a run directory")
-    p.add_argument("--data", required=True, type=Path, help="client data folder (images/, noisy_labels.csv, ...)")
-    p.add_argument("--out", required=True, type=Path, help="run directory to write (replaced atomically)")
+    p.add_argument("--data", type=Path, help="client data folder (images/, noisy_labels.csv, ...)")
+    p.add_argument("--out", type=Path, help="run directory to write (replaced atomically)")
+    p.add_argument("--resume", type=Path, metavar="RUN", default=None,
+                   help="continue the interrupted `train --out RUN` with its saved settings")
     add_train_options(p, budget_min=30)
 
     p = sub.add_parser("export", help="convert a run's models to an ONNX bundle")
@@ -94,8 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args) -> None:
     from labelmend.train.pipeline import train
 
-    train(args.data, args.out, models=args.models, time_budget_s=args.time_budget * 60, seed=args.seed,
-          val_fraction=args.val_fraction, epochs=args.epochs, width=args.width, progress=not args.quiet)
+    resume = getattr(args, "resume", None)
+    if resume is None and (args.data is None or args.out is None):
+        raise LabelmendError("train needs --data DIR and --out RUN (or --resume RUN)")
+    train(args.data, resume or args.out, models=args.models, time_budget_s=args.time_budget * 60, seed=args.seed,
+          val_fraction=args.val_fraction, epochs=args.epochs, width=args.width, progress=not args.quiet,
+          resume=resume is not None)
 
 
 def _export(args) -> None:

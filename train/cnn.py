@@ -10,9 +10,12 @@ as clean); Model II mixes clean labels, forward-corrected noisy labels and poste
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +23,8 @@ HYP = {
     "net": {
         "width": 16,             # channels of the first block; later blocks use 2x, 4x, 8x (16 → 790-900 img/s on 2 cores)
         "gpu_width": 64,         # the width used when TensorFlow sees a GPU (same budget buys far more there)
+        "logit_scale": 0.125,    # multiplies the pooled features before the classifier (airbench's 1/8): keeps the
+                                 # initial logits small, which a max-pooled ResNet needs to train stably at high LR
     },
     "opt": {
         "batch_size": 256,       # images per step; larger batches are faster per image on CPU
@@ -64,7 +69,8 @@ def _conv_bn_relu(x, channels: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def make_model(*, width: int = HYP["net"]["width"], n_classes: int = 10, seed: int = 0):
+def make_model(*, width: int = HYP["net"]["width"], logit_scale: float = HYP["net"]["logit_scale"], n_classes: int = 10,
+               seed: int = 0):
     """ResNet-9-style CNN: raw RGB (N, 32, 32, 3) float32 in [0, 255] → logits (N, n_classes).
 
     Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values.
@@ -87,6 +93,7 @@ def make_model(*, width: int = HYP["net"]["width"], n_classes: int = 10, seed: i
     r = _conv_bn_relu(_conv_bn_relu(x, 8 * width, "res3a"), 8 * width, "res3b")
     x = layers.Add(name="res3")([x, r])
     x = layers.GlobalMaxPooling2D(name="pool")(x)
+    x = layers.Rescaling(logit_scale, name="logit_scale")(x)
     logits = layers.Dense(n_classes, name="logits")(x)
     return keras.Model(inputs, logits, name=f"resnet9_w{width}")
 
@@ -108,9 +115,12 @@ def probability_function(model, *, flip_tta: bool = HYP["eval"]["flip_tta"]):
 
     @tf.function(input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32, name="images")], reduce_retracing=True)
     def probabilities(images):
-        logits = model(images, training=False)
-        if flip_tta:
-            logits = 0.5 * (logits + model(tf.reverse(images, axis=[2]), training=False))
+        if flip_tta:  # one call on [images; mirrored images]: cheaper than two calls, above all for one image
+            n = tf.shape(images)[0]
+            both = model(tf.concat([images, tf.reverse(images, axis=[2])], axis=0), training=False)
+            logits = 0.5 * (both[:n] + both[n:])
+        else:
+            logits = model(images, training=False)
         return tf.nn.softmax(logits, axis=-1)
 
     return probabilities
@@ -160,12 +170,14 @@ def one_hot(labels: np.ndarray, n_classes: int = 10, *, smoothing: float = 0.0) 
 
 def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | None = None,
         val: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, deadline: float | None = None,
-        hyp: dict = HYP, progress: bool = True, desc: str = "training", on_epoch_end=None) -> History:
+        hyp: dict = HYP, progress: bool = True, desc: str = "training", checkpoint: Path | None = None) -> History:
     """Train ``model`` for ``steps`` SGD steps on ``data`` (a fresh learning-rate cycle); returns its History.
 
     ``transition`` (K, K) is required when any ``data.forward`` is True. ``val`` = (images, clean labels) is scored
     after every epoch. ``deadline`` (time.monotonic() seconds) stops training early, keeping the model, if reached.
-    ``on_epoch_end(epoch, model)`` is called after each epoch (e.g. to checkpoint).
+    ``checkpoint`` (a path prefix) saves model + optimizer + curves after every epoch and, if a checkpoint is
+    already there, resumes from it: finished epochs are skipped (their batch order is replayed, so the remaining
+    epochs see the same batches as an uninterrupted run).
     """
     import keras
     import tensorflow as tf
@@ -223,10 +235,22 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
     n_epochs = math.ceil(steps / steps_per_epoch)
     hist = History()
     t0 = time.monotonic()
-    step = 0
-    with progress_bar(total=steps, desc=desc, unit="step", disable=not progress) as bar:
+    step = start_epoch = 0
+    ckpt = None
+    if checkpoint is not None:
+        optimizer.build(model.trainable_variables)
+        ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        state = _read_checkpoint_state(checkpoint)
+        if state is not None:
+            ckpt.read(state["path"]).assert_consumed()
+            hist = History(**state["history"])
+            start_epoch, step = state["epoch"], hist.steps
+            t0 -= hist.seconds
+    with progress_bar(total=steps, desc=desc, unit="step", disable=not progress, initial=step) as bar:
         for epoch in range(n_epochs):
             order = rng.permutation(n)
+            if epoch < start_epoch:
+                continue
             loss_sum = correct_sum = seen = 0.0
             for b in range(steps_per_epoch):
                 if step >= steps:
@@ -250,10 +274,24 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
                     hist.val_loss.append(float(-np.mean(np.log(probs[np.arange(len(val[1])), val[1]] + 1e-7))))
                     hist.val_acc.append(float(np.mean(probs.argmax(1) == val[1])))
                     bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}")
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch + 1, model)
+                if ckpt is not None:
+                    hist.steps, hist.seconds = step, time.monotonic() - t0
+                    _write_checkpoint_state(checkpoint, ckpt.write(str(checkpoint)), epoch + 1, hist)
             if hist.stopped_early:
                 break
     hist.steps = step
     hist.seconds = time.monotonic() - t0
     return hist
+
+
+def _read_checkpoint_state(prefix: Path) -> dict | None:
+    path = Path(f"{prefix}.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _write_checkpoint_state(prefix: Path, ckpt_path: str, epoch: int, hist: History) -> None:
+    """Record which checkpoint holds which epoch; written after the checkpoint itself, replaced atomically."""
+    path = Path(f"{prefix}.json")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"path": ckpt_path, "epoch": epoch, "history": hist.as_dict()}), encoding="utf-8")
+    os.replace(tmp, path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import labelmend
-from labelmend._atomic import atomic_directory
+from labelmend._atomic import commit_directory
 from labelmend.errors import DataError
 from labelmend.train import run as runfiles
 from labelmend.train.data import load_training_data
@@ -29,6 +30,8 @@ ALL_MODELS = ("baseline", "model1", "model2")
 RESERVE_FRAC = 0.07       # of the budget, kept for inference, plots and saving ...
 RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
 CALIBRATION_STEPS = 12    # timed steps of the real network, after a warm-up that traces the graph
+CONFIG_JSON = "config.json"      # in the partial directory: the settings, so --resume needs nothing else
+PROGRESS_JSON = "progress.json"  # in the partial directory: the records of the models finished so far
 
 
 def _log(msg: str) -> None:
@@ -63,50 +66,88 @@ def seconds_per_step(images: np.ndarray, *, hyp: dict, seed: int) -> float:
     return hist.seconds / max(1, hist.steps - 1)
 
 
-def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, models=ALL_MODELS, time_budget_s: float = 1800,
-          seed: int = 0, val_fraction: float = 0.2, epochs: float | None = None, width: int | None = None,
-          progress: bool = True) -> dict:
-    """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return the run record."""
+def partial_dir(out_dir: str | os.PathLike) -> Path:
+    """The hidden working directory of a run in progress; it becomes ``out_dir`` only when the run completes."""
+    out = Path(out_dir)
+    return out.with_name(f".{out.name}.partial")
+
+
+def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=ALL_MODELS,
+          time_budget_s: float = 1800, seed: int = 0, val_fraction: float = 0.2, epochs: float | None = None,
+          width: int | None = None, progress: bool = True, resume: bool = False) -> dict:
+    """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return the run record.
+
+    Work happens in :func:`partial_dir` (finished models and per-epoch checkpoints land there as they are made) and
+    is renamed to ``out_dir`` at the end, so ``out_dir`` is always either the previous complete run or the new one.
+    ``resume=True`` continues the interrupted run of ``out_dir`` with its saved settings (``data_dir`` may be None):
+    finished models and epochs are not redone; the remaining planned steps run without a deadline.
+    """
     t_start = time.monotonic()
-    unknown = [m for m in models if m not in ALL_MODELS]
-    if unknown:
-        raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(ALL_MODELS)}")
-    if time_budget_s <= 0:
-        raise DataError(f"--time-budget must be positive, got {time_budget_s}")
-    data = load_training_data(data_dir, progress=progress)
+    work = partial_dir(out_dir)
+    if resume:
+        if not (work / CONFIG_JSON).is_file():
+            raise DataError(f"{out_dir}: no interrupted run to resume (no {work / CONFIG_JSON})")
+        config = json.loads((work / CONFIG_JSON).read_text(encoding="utf-8"))
+        _log(f"resuming {out_dir} from {work}")
+    else:
+        config = {"data_dir": str(Path(data_dir).resolve()) if data_dir is not None else None, "models": list(models),
+                  "time_budget_s": time_budget_s, "seed": seed, "val_fraction": val_fraction, "epochs": epochs,
+                  "width": width}
+        unknown = [m for m in models if m not in ALL_MODELS]
+        if unknown:
+            raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(ALL_MODELS)}")
+        if data_dir is None:
+            raise DataError("no --data folder given")
+        if time_budget_s <= 0:
+            raise DataError(f"--time-budget must be positive, got {time_budget_s}")
+    models, seed, time_budget_s = config["models"], config["seed"], config["time_budget_s"]
+    data = load_training_data(config["data_dir"], progress=progress)
     _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels in {time.monotonic() - t_start:.1f} s")
 
     from labelmend.train.weak import Split
 
-    split = Split.make(data.n_clean, val_fraction=val_fraction, seed=seed)
+    split = Split.make(data.n_clean, val_fraction=config["val_fraction"], seed=seed)
     cnns = [m for m in models if m != "baseline"]
     if cnns and len(split.val) == 0:
         _log("warning: no clean labels held out, so the CNNs' validation accuracy cannot be measured")
     if "model2" in models and len(split.train_clean) == 0:
-        raise DataError(f"{data_dir}: model2 needs clean labels to estimate the noise (clean_labels.csv) beyond "
-                        f"the validation split")
-    record = {
-        "labelmend_version": labelmend.__version__, "seed": seed, "data_dir": str(Path(data_dir).resolve()),
+        raise DataError(f"{config['data_dir']}: model2 needs clean labels (clean_labels.csv) beyond the validation "
+                        f"split to estimate the noise")
+    if not resume:
+        shutil.rmtree(work, ignore_errors=True)  # an abandoned interrupted run is replaced by a fresh one
+        (work / runfiles.REPORTS).mkdir(parents=True)
+        (work / CONFIG_JSON).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    progress_file = work / PROGRESS_JSON
+    record = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {
+        "labelmend_version": labelmend.__version__, "seed": seed, "data_dir": config["data_dir"],
         "n_images": int(len(data.images)), "n_clean": int(data.n_clean), "split": split.as_dict(),
         "time_budget_s": time_budget_s, "git_revision": runfiles.git_revision(Path(__file__).parent),
         "library_versions": runfiles.library_versions(), "models": {},
     }
-    with atomic_directory(out_dir) as tmp:
-        reports = tmp / runfiles.REPORTS
-        reports.mkdir()
-        parity = split.val[:256] if len(split.val) else np.arange(min(256, len(data.images)))
-        np.save(tmp / runfiles.PARITY_IMAGES, data.images[parity])
-        if "baseline" in models:
-            record["models"]["baseline"] = _train_baseline(data, split, tmp)
-        if cnns:
-            record.update(_train_cnns(data, split, cnns, tmp, reports, t_start=t_start, time_budget_s=time_budget_s,
-                                      seed=seed, epochs=epochs, width=width, progress=progress,
-                                      models_record=record["models"]))
-        record["total_seconds"] = time.monotonic() - t_start
-        from labelmend.train.reports import write_summary
 
-        write_summary(record, reports / "report.md")
-        (tmp / runfiles.RUN_JSON).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    def save_progress():
+        tmp = progress_file.with_name(progress_file.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, progress_file)
+
+    parity = split.val[:256] if len(split.val) else np.arange(min(256, len(data.images)))
+    np.save(work / runfiles.PARITY_IMAGES, data.images[parity])
+    if "baseline" in models and "baseline" not in record["models"]:
+        record["models"]["baseline"] = _train_baseline(data, split, work)
+        save_progress()
+    if cnns:
+        _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
+                    seed=seed, epochs=config["epochs"], width=config["width"], progress=progress, resume=resume)
+    record["total_seconds"] = time.monotonic() - t_start
+    from labelmend.train.reports import write_summary
+
+    write_summary(record, work / runfiles.REPORTS / "report.md")
+    (work / runfiles.RUN_JSON).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    for leftover in (CONFIG_JSON, PROGRESS_JSON, runfiles.CHECKPOINTS):
+        target = work / leftover
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    commit_directory(work, Path(out_dir))
     _log(f"run written to {out_dir} in {record['total_seconds']:.0f} s")
     return record
 
@@ -129,19 +170,25 @@ def _train_baseline(data, split, tmp: Path) -> dict:
             "validation": {"accuracy": val_acc, "n": int(len(split.val))}}
 
 
-def _train_cnns(data, split, cnns, tmp: Path, reports: Path, *, t_start, time_budget_s, seed, epochs, width, progress,
-                models_record) -> dict:
+def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t_start, time_budget_s, seed, epochs,
+                width, progress, resume) -> None:
     from labelmend.train import cnn, weak
     from labelmend.train.reports import plot_training_curves, plot_transition_matrix
 
     device = configure_tensorflow(seed)
-    hyp = cnn.hyperparameters()
+    reports = work / runfiles.REPORTS
+    todo = [m for m in cnns if m not in record["models"]]
+    if not todo:
+        return
+    hyp = record.get("hyperparameters") or cnn.hyperparameters()
     hyp["net"]["width"] = width or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
     n = len(data.images)
     reserve = max(RESERVE_FRAC * time_budget_s, RESERVE_MIN_S)
-    if epochs is not None:
-        steps = weak.steps_for_epochs(n, epochs, hyp["opt"]["batch_size"])
-        sps = per_model_s = None
+    per_model_s = None
+    if "cnn_steps" in record:  # resuming: the plan is fixed, finish it
+        steps, sps = record["cnn_steps"], record["seconds_per_step"]
+    elif epochs is not None:
+        steps, sps = weak.steps_for_epochs(n, epochs, hyp["opt"]["batch_size"]), None
     else:
         sps = seconds_per_step(data.images, hyp=hyp, seed=seed)
         left = time_budget_s - reserve - (time.monotonic() - t_start)
@@ -151,28 +198,31 @@ def _train_cnns(data, split, cnns, tmp: Path, reports: Path, *, t_start, time_bu
         if steps < 10:
             raise DataError(f"--time-budget {time_budget_s:.0f} s leaves {max(left, 0):.0f} s for {len(cnns)} CNN(s): "
                             f"too little for even 10 steps at {sps:.2f} s/step; raise the budget")
+    record.update({"device": device, "cnn_steps": steps, "seconds_per_step": sps, "hyperparameters": hyp,
+                   "hyperparameters_noise": weak.HYP_NOISE})
+    save_progress()
     _log(f"CNNs on {device}: width {hyp['net']['width']}, {steps} steps each "
          f"({steps * hyp['opt']['batch_size'] / n:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
-    out = {"device": device, "cnn_steps": steps, "seconds_per_step": sps, "hyperparameters": hyp,
-           "hyperparameters_noise": weak.HYP_NOISE}
+    checkpoints = work / runfiles.CHECKPOINTS
+    checkpoints.mkdir(exist_ok=True)
     t_cnns = time.monotonic()
-    for i, name in enumerate(cnns):
+    for i, name in enumerate(todo):
         # model i must be done by the end of its slot, so an overrun never eats the next model's time
-        deadline = None if per_model_s is None else t_cnns + (i + 1) * per_model_s
+        deadline = None if per_model_s is None or resume else t_cnns + (i + 1) * per_model_s
         trainer = weak.train_model1 if name == "model1" else weak.train_model2
         model, rep = trainer(data.images, data.noisy_labels, data.clean_labels, split, steps=steps, seed=seed,
-                             deadline=deadline, hyp=hyp, progress=progress)
-        model.save(tmp / runfiles.MODEL_FILES[name])
+                             deadline=deadline, hyp=hyp, progress=progress, checkpoints=checkpoints)
+        model.save(work / runfiles.MODEL_FILES[name])
         plot_training_curves(rep["history"], reports / f"curves_{name}.png",
                              title=f"{name}: {rep['steps']} steps, {rep['seconds']:.0f} s")
         if "transition_matrix" in rep:
             plot_transition_matrix(np.asarray(rep["transition_matrix"]), reports / "transition_matrix.png",
                                    n_pairs=len(split.train_clean))
-        models_record[name] = {
+        record["models"][name] = {
             "file": runfiles.MODEL_FILES[name], "seconds": rep["seconds"], "validation": rep["validation"],
             "training": {**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
                          "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],
                          "clean_labels_used": "train split only (validation clean labels never trained on)"},
         }
+        save_progress()
         _log(f"{name}: validation accuracy {rep['validation']['accuracy']} ({rep['seconds']:.0f} s, {rep['steps']} steps)")
-    return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -49,19 +50,23 @@ class Split:
                 "val_indices_1based": (self.val + 1).tolist()}
 
 
+def _prefix(checkpoints: Path | None, name: str) -> Path | None:
+    return None if checkpoints is None else Path(checkpoints) / name
+
+
 def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float | None:
     return float(np.mean(probs.argmax(1) == labels)) if len(labels) else None
 
 
 def train_model1(images, noisy_labels, clean_labels, split: Split, *, steps: int, seed: int = 0,
-                 deadline: float | None = None, hyp: dict = cnn.HYP, progress: bool = True, on_epoch_end=None):
+                 deadline: float | None = None, hyp: dict = cnn.HYP, progress: bool = True, checkpoints: Path | None = None):
     """Model I: every image fits its noisy label as if it were clean. Returns (model, report dict)."""
     model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
     targets = cnn.one_hot(noisy_labels, smoothing=hyp["opt"]["label_smoothing"])
     data = cnn.TrainingTargets(images, targets, np.zeros(len(images), bool))
     val = (images[split.val], clean_labels[split.val])
     hist = cnn.fit(model, data, steps=steps, val=val, seed=seed, deadline=deadline, hyp=hyp, progress=progress,
-                   desc="model1: noisy labels", on_epoch_end=on_epoch_end)
+                   desc="model1: noisy labels", checkpoint=_prefix(checkpoints, "model1"))
     val_probs = cnn.predict_proba(model, val[0], flip_tta=hyp["eval"]["flip_tta"])
     report = {"history": {"all": hist.as_dict()}, "steps": hist.steps, "seconds": hist.seconds,
               "stopped_early": hist.stopped_early,
@@ -71,7 +76,7 @@ def train_model1(images, noisy_labels, clean_labels, split: Split, *, steps: int
 
 def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int, seed: int = 0,
                  deadline: float | None = None, hyp: dict = cnn.HYP, hyp_noise: dict = HYP_NOISE,
-                 progress: bool = True, on_epoch_end=None):
+                 progress: bool = True, checkpoints: Path | None = None):
     """Model II (module docstring). Returns (model, report dict with T and each stage's validation numbers)."""
     n = len(images)
     smoothing = hyp["opt"]["label_smoothing"]
@@ -90,7 +95,7 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
     hist_a = cnn.fit(model, cnn.TrainingTargets(images, targets, ~is_clean), steps=steps_a, transition=transition,
                      val=val, seed=seed, deadline=deadline, hyp=hyp, progress=progress,
-                     desc="model2 A: forward correction", on_epoch_end=on_epoch_end)
+                     desc="model2 A: forward correction", checkpoint=_prefix(checkpoints, "model2_A"))
     report["history"]["A"] = hist_a.as_dict()
     probs = cnn.predict_proba(model, images, flip_tta=hyp["eval"]["flip_tta"])
     posterior = noise.posterior_correction(probs, noisy_labels, transition)
@@ -111,7 +116,7 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
         hyp_b["opt"]["lr"] = hyp["opt"]["lr"] * hyp_noise["stage_b_lr_scale"]
         hist_b = cnn.fit(model, cnn.TrainingTargets(images, soft.astype(np.float32), np.zeros(n, bool)),
                          steps=steps_b, val=val, seed=seed + 1, deadline=deadline, hyp=hyp_b, progress=progress,
-                         desc="model2 B: relabelled", on_epoch_end=on_epoch_end)
+                         desc="model2 B: relabelled", checkpoint=_prefix(checkpoints, "model2_B"))
         report["history"]["B"] = hist_b.as_dict()
         val_probs = cnn.predict_proba(model, val[0], flip_tta=hyp["eval"]["flip_tta"])
         report["stages"]["B_posterior_relabel"] = {"val_accuracy": _accuracy(val_probs, val[1])}
