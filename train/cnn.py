@@ -128,6 +128,8 @@ def probability_function(model, *, flip_tta: bool = HYP["eval"]["flip_tta"]):
 
 # ---------------------------------------------------------------- training loop
 
+WARM_UP_STEPS = 3  # the first steps of a fit trace the graph (twice: variables are created on the first call)
+
 
 @dataclass
 class TrainingTargets:
@@ -155,6 +157,7 @@ class History:
     val_acc: list = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
+    warm_seconds: float = 0.0  # time after this call's first WARM_UP_STEPS steps (graph tracing, kernel selection)
     stopped_early: bool = False
 
     def as_dict(self) -> dict:
@@ -236,6 +239,8 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
     hist = History()
     t0 = time.monotonic()
     step = start_epoch = 0
+    t_warm = None
+    first_step = step
     ckpt = None
     if checkpoint is not None:
         optimizer.build(model.trainable_variables)
@@ -245,6 +250,7 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
             ckpt.read(state["path"]).assert_consumed()
             hist = History(**state["history"])
             start_epoch, step = state["epoch"], hist.steps
+            first_step = step
             t0 -= hist.seconds
     with progress_bar(total=steps, desc=desc, unit="step", disable=not progress, initial=step) as bar:
         for epoch in range(n_epochs):
@@ -264,6 +270,8 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
                 correct_sum += float(correct)
                 seen += len(idx)
                 step += 1
+                if step - first_step == WARM_UP_STEPS:
+                    t_warm = time.monotonic()
                 bar.update(1)
             if seen:
                 hist.epoch.append(epoch + 1)
@@ -281,6 +289,7 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
                 break
     hist.steps = step
     hist.seconds = time.monotonic() - t0
+    hist.warm_seconds = time.monotonic() - t_warm if t_warm is not None else 0.0
     return hist
 
 

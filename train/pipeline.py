@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import resource
 import shutil
 import sys
 import time
@@ -29,7 +30,7 @@ from labelmend.train.data import load_training_data
 ALL_MODELS = ("baseline", "model1", "model2")
 RESERVE_FRAC = 0.07       # of the budget, kept for inference, plots and saving ...
 RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
-CALIBRATION_STEPS = 12    # timed steps of the real network, after a warm-up that traces the graph
+CALIBRATION_STEPS = 16    # timed steps of the real network, after its warm-up steps
 CONFIG_JSON = "config.json"      # in the partial directory: the settings, so --resume needs nothing else
 PROGRESS_JSON = "progress.json"  # in the partial directory: the records of the models finished so far
 
@@ -60,10 +61,8 @@ def seconds_per_step(images: np.ndarray, *, hyp: dict, seed: int) -> float:
     bs = hyp["opt"]["batch_size"]
     n = min(len(images), bs * 4)
     data = cnn.TrainingTargets(images[:n], cnn.one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
-    cnn.fit(model, data, steps=3, seed=seed, hyp=hyp, progress=False)  # traces the step function
-    hist = cnn.fit(model, data, steps=CALIBRATION_STEPS, seed=seed, hyp=hyp, progress=False)
-    # fit traces again for its fresh optimizer: charge one step of overhead and keep the estimate conservative
-    return hist.seconds / max(1, hist.steps - 1)
+    hist = cnn.fit(model, data, steps=cnn.WARM_UP_STEPS + CALIBRATION_STEPS, seed=seed, hyp=hyp, progress=False)
+    return hist.warm_seconds / CALIBRATION_STEPS
 
 
 def partial_dir(out_dir: str | os.PathLike) -> Path:
@@ -139,6 +138,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
                     seed=seed, epochs=config["epochs"], width=config["width"], progress=progress, resume=resume)
     record["total_seconds"] = time.monotonic() - t_start
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     from labelmend.train.reports import write_summary
 
     write_summary(record, work / runfiles.REPORTS / "report.md")
@@ -222,7 +222,8 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
             "file": runfiles.MODEL_FILES[name], "seconds": rep["seconds"], "validation": rep["validation"],
             "training": {**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
                          "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],
-                         "clean_labels_used": "train split only (validation clean labels never trained on)"},
+                         "clean_labels_used": "train split only",
+                         "validation_images": "held out entirely (neither clean nor noisy label trained on)"},
         }
         save_progress()
         _log(f"{name}: validation accuracy {rep['validation']['accuracy']} ({rep['seconds']:.0f} s, {rep['steps']} steps)")

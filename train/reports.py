@@ -85,6 +85,7 @@ def write_summary(run: dict, path: Path) -> Path:
         lines += [f"- {k}: {_fmt(v)}" for k, v in m2["label_correction"].items()]
         lines += ["", "## Model II stages (validation accuracy)", ""]
         lines += [f"- {k}: {_fmt(v['val_accuracy'])}" for k, v in m2["stages"].items()]
-    lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s).", ""]
+    lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s); "
+                  f"peak memory (RSS) {run['peak_rss_mb']:.0f} MB.", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

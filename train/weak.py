@@ -1,8 +1,9 @@
 """Model I and Model II: the same CNN and the same step budget, trained without and with weak supervision.
 
 Notation as in :mod:`labelmend.train.noise`: N images, K classes, T[i, j] = P(ỹ = j | y = i). The clean-labelled
-images are split into *train* (their clean labels are used) and *val* (only their noisy labels are used; their
-clean labels score every stage).
+images are split into *train* (their clean labels are used) and *val*. Val images are kept out of training entirely
+(not even their noisy labels are fitted), so they stand for the client's unseen test images: their clean labels score
+every stage, and their noisy labels measure label correction on images the network never saw.
 
 Model II, in two stages sharing the budget (``HYP_NOISE``):
 
@@ -45,6 +46,10 @@ class Split:
         n_val = int(round(n_clean * val_fraction))
         return cls(train_clean=np.sort(perm[n_val:]), val=np.sort(perm[:n_val]))
 
+    def training_images(self, n_images: int) -> np.ndarray:
+        """Indices of the images the CNNs train on: all but the validation images."""
+        return np.setdiff1d(np.arange(n_images), self.val)
+
     def as_dict(self) -> dict:
         return {"n_train_clean": int(len(self.train_clean)), "n_val": int(len(self.val)),
                 "val_indices_1based": (self.val + 1).tolist()}
@@ -59,11 +64,13 @@ def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def train_model1(images, noisy_labels, clean_labels, split: Split, *, steps: int, seed: int = 0,
-                 deadline: float | None = None, hyp: dict = cnn.HYP, progress: bool = True, checkpoints: Path | None = None):
+                 deadline: float | None = None, hyp: dict = cnn.HYP, progress: bool = True,
+                 checkpoints: Path | None = None):
     """Model I: every image fits its noisy label as if it were clean. Returns (model, report dict)."""
     model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
-    targets = cnn.one_hot(noisy_labels, smoothing=hyp["opt"]["label_smoothing"])
-    data = cnn.TrainingTargets(images, targets, np.zeros(len(images), bool))
+    train = split.training_images(len(images))
+    targets = cnn.one_hot(noisy_labels[train], smoothing=hyp["opt"]["label_smoothing"])
+    data = cnn.TrainingTargets(images[train], targets, np.zeros(len(train), bool))
     val = (images[split.val], clean_labels[split.val])
     hist = cnn.fit(model, data, steps=steps, val=val, seed=seed, deadline=deadline, hyp=hyp, progress=progress,
                    desc="model1: noisy labels", checkpoint=_prefix(checkpoints, "model1"))
@@ -84,6 +91,8 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
                                                   pseudo_count=hyp_noise["pseudo_count"])
     is_clean = np.zeros(n, bool)
     is_clean[split.train_clean] = True
+    train = split.training_images(n)
+    train_images, is_clean_train = images[train], is_clean[train]
     val = (images[split.val], clean_labels[split.val])
     noisy_val = noisy_labels[split.val]
     report = {"transition_matrix": transition.tolist(), "history": {}, "stages": {}}
@@ -93,7 +102,8 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     targets = cnn.one_hot(noisy_labels)
     targets[is_clean] = cnn.one_hot(clean_labels[split.train_clean], smoothing=smoothing)
     model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
-    hist_a = cnn.fit(model, cnn.TrainingTargets(images, targets, ~is_clean), steps=steps_a, transition=transition,
+    hist_a = cnn.fit(model, cnn.TrainingTargets(train_images, targets[train], ~is_clean_train), steps=steps_a,
+                     transition=transition,
                      val=val, seed=seed, deadline=deadline, hyp=hyp, progress=progress,
                      desc="model2 A: forward correction", checkpoint=_prefix(checkpoints, "model2_A"))
     report["history"]["A"] = hist_a.as_dict()
@@ -114,7 +124,8 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
         soft[is_clean] = targets[is_clean]
         hyp_b = cnn.hyperparameters(**{g: dict(v) for g, v in hyp.items()})
         hyp_b["opt"]["lr"] = hyp["opt"]["lr"] * hyp_noise["stage_b_lr_scale"]
-        hist_b = cnn.fit(model, cnn.TrainingTargets(images, soft.astype(np.float32), np.zeros(n, bool)),
+        hist_b = cnn.fit(model, cnn.TrainingTargets(train_images, soft[train].astype(np.float32),
+                                                    np.zeros(len(train), bool)),
                          steps=steps_b, val=val, seed=seed + 1, deadline=deadline, hyp=hyp_b, progress=progress,
                          desc="model2 B: relabelled", checkpoint=_prefix(checkpoints, "model2_B"))
         report["history"]["B"] = hist_b.as_dict()
