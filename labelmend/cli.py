@@ -97,8 +97,6 @@ def _train(args) -> None:
     from labelmend.train.pipeline import train
 
     resume = getattr(args, "resume", None)
-    if resume is None and (args.data is None or args.out is None):
-        raise LabelmendError("train needs --data DIR and --out RUN (or --resume RUN)")
     train(args.data, resume or args.out, models=args.models, time_budget_s=args.time_budget * 60, seed=args.seed,
           val_fraction=args.val_fraction, epochs=args.epochs, width=args.width, progress=not args.quiet,
           resume=resume is not None)
@@ -154,7 +152,10 @@ COMMANDS = {"train": _train, "export": _export, "evaluate": _evaluate, "predict"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and args.resume is None and (args.data is None or args.out is None):
+        parser.error("train needs --data DIR and --out RUN (or --resume RUN)")
     if args.quiet:
         os.environ["LABELMEND_PROGRESS"] = "0"
     try:
