@@ -1,4 +1,13 @@
-"""Property tests: rgb_histogram never crashes and equals the client's np.histogram loop."""
+"""Property tests: rgb_histogram never crashes and equals the client's np.histogram loop.
+
+The two randomised comparison tests use a Hypothesis profile chosen by ``HYPOTHESIS_PROFILE``:
+``long`` (20000 each, or ``HYPOTHESIS_LONG_EXAMPLES``) or anything else / unset (250 each, the CI default),
+e.g. ``HYPOTHESIS_PROFILE=long pytest tests/test_histogram_fuzz.py``.
+The profiles are registered here and only parent this module's settings; the active global profile
+(and so every other test module) is left alone.
+"""
+
+import os
 
 import numpy as np
 import pytest
@@ -17,7 +26,14 @@ SPECIAL = [0.0, -0.0, -1e-300, 50.99999999, 51.0, 101.99999, 102.0, 153.0, 203.9
            254.5, 255.0, 255.0000001, 256.0, -1.0, 1e300, -1e300, np.nan, np.inf, -np.inf]
 SPECIAL_INT = [0, 1, 50, 51, 101, 102, 152, 153, 203, 204, 254, 255, 256, -1, -128, 127]
 
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Own profile names, so Hypothesis's built-in "ci" profile (auto-loaded when CI is set) is not replaced.
+settings.register_profile("histogram-fuzz-ci", max_examples=250, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("histogram-fuzz-long",
+                          max_examples=int(os.environ.get("HYPOTHESIS_LONG_EXAMPLES", 20000)),
+                          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_PROFILE = "long" if os.environ.get("HYPOTHESIS_PROFILE") == "long" else "ci"  # anything else: ci
+FUZZ = settings(settings.get_profile(f"histogram-fuzz-{_PROFILE}"))
 
 
 def _elements(dtype):
