@@ -110,8 +110,10 @@ def _check_io(session, spec: dict, path: Path) -> None:
 
 def _make_session(ort, data: bytes, options, providers: list[str], path: Path, *, cuda_required: bool):
     """An InferenceSession on ``providers``; a model onnxruntime cannot load → BundleError naming the file."""
+    # CUDA: full float32 matmuls/convolutions (no TF32), so CUDA probabilities match the CPU's to ~1e-6, not ~1e-3
+    requested = [(p, {"use_tf32": "0"}) if p == _CUDA else p for p in providers]
     try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
+        return ort.InferenceSession(data, sess_options=options, providers=requested)
     except Exception as exc:  # onnxruntime raises its own exception classes (InvalidProtobuf, Fail, ...)
         error = exc
     if providers != [_CPU]:  # is it the model or the CUDA setup? Try the CPU alone.

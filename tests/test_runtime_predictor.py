@@ -124,7 +124,8 @@ def _cuda_session_fails(monkeypatch):
     real = onnxruntime.InferenceSession
 
     def session(data, sess_options=None, providers=None):
-        if "CUDAExecutionProvider" in (providers or []):
+        names = [p[0] if isinstance(p, tuple) else p for p in providers or []]
+        if "CUDAExecutionProvider" in names:
             raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
         return real(data, sess_options=sess_options, providers=providers)
 
