@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         cold = load_images(paths, progress=False, workers=args.workers)
         t_cold = time.perf_counter() - t
-        rss_cold = peak_rss_mib()
+
 
         t = time.perf_counter()
         cached = load_images(paths, progress=False, workers=args.workers)

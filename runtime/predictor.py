@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labelmend.bundle_format import IMAGE_SHAPE, N_CLASSES, read_manifest
+from labelmend.bundle_format import read_manifest
 from labelmend.errors import BundleError
 from labelmend.runtime.validation import check_images
 

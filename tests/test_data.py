@@ -5,10 +5,8 @@ Every test that loads images points LABELMEND_CACHE at its own tmp folder; nothi
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +17,7 @@ from labelmend.runtime.png import read_png
 from labelmend.train import data as D
 
 
-def _load_factory():
-    """tests/ is not on sys.path under --import-mode=importlib; load the helper by path (once per process)."""
-    name = "labelmend_tests_data_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_data_factory.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-factory = _load_factory()
+import _data_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,18 +17,7 @@ from labelmend.runtime import predictor as predictor_module
 CUDA = "CUDAExecutionProvider"
 
 
-def _load_factory():
-    """tests/ is not on sys.path under --import-mode=importlib; load the helper by path (once per process)."""
-    name = "labelmend_tests_bundle_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_bundle_factory.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-factory = _load_factory()
+import _bundle_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
 
 
 @pytest.fixture(scope="module")
