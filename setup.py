@@ -14,4 +14,6 @@ extensions = [
     )
 ]
 
-setup(ext_modules=cythonize(extensions, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False}))
+# bounds checks off: the Python wrapper (ext/__init__.py) validates shapes and dtypes before calling the kernel
+directives = {"boundscheck": False, "wraparound": False}
+setup(ext_modules=cythonize(extensions, language_level=3, compiler_directives=directives))

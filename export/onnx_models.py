@@ -79,7 +79,8 @@ def cnn_to_onnx(model, images: np.ndarray, *, flip_tta: bool) -> tuple[bytes, di
         "input": {"name": input_name, "dtype": "float32", "shape": [None, 32, 32, 3]},
         "output": {"name": output_name, "dtype": "float32", "shape": [None, 10]},
         "export": {"converter": "tf2onnx.from_function", "opset": OPSET, "parity_max_abs_diff": diff,
-                   "parity_images": len(x), "parity_label_agreement": float(np.mean(got.argmax(1) == expected.argmax(1))),
+                   "parity_images": len(x),
+                   "parity_label_agreement": float(np.mean(got.argmax(1) == expected.argmax(1))),
                    "flip_tta": flip_tta},
     }
     return data, spec

@@ -1,6 +1,7 @@
 """labelmend.ext.rgb_histogram: compiled kernel vs the client's np.histogram loop vs the numpy fallback."""
 
 import importlib
+import re
 import sys
 
 import numpy as np
@@ -195,7 +196,7 @@ def test_wrong_shape_is_value_error_with_example_message():
                                    "datetime64[s]", "timedelta64[s]", [("r", "u1"), ("g", "u1")]])
 def test_wrong_dtype(dtype):
     arr = np.zeros((4, 4, 3), dtype=dtype)
-    with pytest.raises(InputTypeError, match=r"integer or floating dtype.*got dtype " + __import__("re").escape(str(arr.dtype))):
+    with pytest.raises(InputTypeError, match=r"integer or floating dtype.*got dtype " + re.escape(str(arr.dtype))):
         rgb_histogram(arr)
     with pytest.raises(TypeError):
         rgb_histogram(arr[None])

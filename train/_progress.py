@@ -6,7 +6,8 @@ import os
 import sys
 
 
-def progress_bar(*, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False, initial: int = 0):
+def progress_bar(*, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False,
+                 initial: int = 0):
     """A tqdm bar; off when ``disable``, when LABELMEND_PROGRESS is "0", or when stderr is not a terminal
     (unless LABELMEND_PROGRESS is "1"), so piped output and logs stay free of bar fragments."""
     from tqdm.auto import tqdm

@@ -21,7 +21,7 @@ import numpy as np
 
 HYP = {
     "net": {
-        "width": 16,             # channels of the first block; later blocks use 2x, 4x, 8x (16 → 790-900 img/s on 2 cores)
+        "width": 16,             # channels of the first block; later 2x, 4x, 8x (16: ~900 img/s on 2 cores)
         "gpu_width": 64,         # the width used when TensorFlow sees a GPU (same budget buys far more there)
         "logit_scale": 0.125,    # multiplies the pooled features before the classifier (airbench's 1/8): keeps the
                                  # initial logits small, which a max-pooled ResNet needs to train stably at high LR
@@ -64,7 +64,8 @@ def hyperparameters(**overrides) -> dict:
 def _conv_bn_relu(x, channels: int, name: str):
     from keras import layers
 
-    x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                      name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 

@@ -264,7 +264,8 @@ def _numbered_pngs(folder: Path, n: int, *, prefix: str, labels_file: Path) -> l
             present[index] = Path(entry.path)
     for index in range(1, n + 1):
         if index not in present:
-            raise DataError(f"{folder / f'{prefix}{index:05d}.png'}: image file not found ({labels_file.name} has {n} labels)")
+            missing = folder / f"{prefix}{index:05d}.png"
+            raise DataError(f"{missing}: image file not found ({labels_file.name} has {n} labels)")
     extra = sorted(i for i in present if i > n or i < 1)
     if extra:
         raise DataError(f"{present[extra[0]]}: image has no label ({labels_file} has {n} lines)")

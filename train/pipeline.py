@@ -161,12 +161,14 @@ def _train_baseline(data, split, tmp: Path) -> dict:
         pickle.dump(clf, f, protocol=pickle.HIGHEST_PROTOCOL)
     val_acc = None
     if len(split.val):
-        val_acc = float(np.mean(clf.predict(histogram_features(data.images[split.val])) == data.clean_labels[split.val]))
+        predicted = clf.predict(histogram_features(data.images[split.val]))
+        val_acc = float(np.mean(predicted == data.clean_labels[split.val]))
     seconds = time.monotonic() - t0
     _log(f"baseline: validation accuracy {val_acc} ({seconds:.1f} s)")
     return {"file": runfiles.MODEL_FILES["baseline"], "seconds": seconds,
             "training": {"estimator": "LogisticRegression(random_state=0)", "features": "rgb_histogram_5bins",
-                         "labels": "noisy, all images", "note": "validation images' noisy labels are in its training set"},
+                         "labels": "noisy, all images",
+                         "note": "validation images' noisy labels are in its training set (the client's recipe)"},
             "validation": {"accuracy": val_acc, "n": int(len(split.val))}}
 
 
@@ -226,4 +228,5 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
                          "validation_images": "held out entirely (neither clean nor noisy label trained on)"},
         }
         save_progress()
-        _log(f"{name}: validation accuracy {rep['validation']['accuracy']} ({rep['seconds']:.0f} s, {rep['steps']} steps)")
+        _log(f"{name}: validation accuracy {rep['validation']['accuracy']} "
+             f"({rep['seconds']:.0f} s, {rep['steps']} steps)")

@@ -74,8 +74,8 @@ def write_summary(run: dict, path: Path) -> Path:
     """report.md: validation accuracy, label correction and wall time per model."""
     lines = [f"# labelmend training run (seed {run['seed']})", "",
              f"Data: `{run['data_dir']}` — {run['n_images']} images, {run['n_clean']} with clean labels; "
-             f"validation: {run['split']['n_val']} clean-labelled images held out of CNN training entirely (the baseline, "
-             f"the client's recipe, fits all noisy labels).", "",
+             f"validation: {run['split']['n_val']} clean-labelled images held out of CNN training entirely "
+             f"(the baseline, the client's recipe, fits all noisy labels).", "",
              "| model | validation accuracy | wall time (s) | steps |", "|---|---|---|---|"]
     for name, rec in run["models"].items():
         lines.append(f"| {name} | {_fmt(rec['validation'].get('accuracy'))} | {rec['seconds']:.1f} | "
