@@ -50,7 +50,6 @@ def main() -> None:
             expected = clf.predict_proba(feats)
         else:
             import keras
-
             from labelmend.train.cnn import predict_proba
 
             model = keras.models.load_model(args.run / rec["file"], compile=False)

@@ -173,9 +173,8 @@ def parity_clean_labels(record: dict, n_parity: int) -> np.ndarray | None:
 
 def bench_latency(run: Path, bundle: Path, images: np.ndarray, repeats: int, models: list[str]) -> dict:
     import keras
-    import tensorflow as tf
-
     import labelmend.runtime as rt
+    import tensorflow as tf
     from labelmend.ext import rgb_histogram
     from labelmend.train.cnn import probability_function
 
@@ -247,11 +246,10 @@ def bench_batches(predictors: dict, images: np.ndarray, bundle: Path) -> dict:
 
 def bench_quantized(bundle: Path, out_path: Path, calib: np.ndarray, calib_src: str, parity: np.ndarray,
                     extra: np.ndarray | None, clean: np.ndarray | None, repeats: int) -> dict:
+    import labelmend.runtime as rt
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import labelmend.runtime as rt
 
     fp32_path = bundle / rt.load(bundle, "model2", device="cpu").manifest["file"]
     input_name = rt.load(bundle, "model2", device="cpu").manifest["input"]["name"]

@@ -90,9 +90,9 @@ def main(argv=None) -> int:
         print(f"error: {args.images}: expected uint8 (N, 32, 32, 3), got {images.dtype} {images.shape}")
         return 1
 
+    import labelmend.runtime as rt
     import onnxruntime as ort
 
-    import labelmend.runtime as rt
     from labelmend.bundle_format import read_manifest
 
     cpu_pkg, gpu_pkg = dist_version("onnxruntime"), dist_version("onnxruntime-gpu")

@@ -24,10 +24,11 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports():
-    from labelmend.errors import InputError, InputTypeError
     from labelmend.ext import rgb_histogram
     from labelmend.ext._reference import rgb_histogram_reference
     from labelmend.runtime.validation import check_images
+
+    from labelmend.errors import InputError, InputTypeError
 
 REAL = ["u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8", "g",
         ">u2", ">i2", ">u4", ">i4", ">u8", ">i8", ">f2", ">f4", ">f8"]

@@ -14,13 +14,13 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from labelmend.export.onnx_models import baseline_to_onnx, cnn_to_onnx
+from labelmend.train.run import PARITY_IMAGES, RUN_JSON, library_versions
 
 import labelmend
 from labelmend._atomic import atomic_directory
 from labelmend.bundle_format import FORMAT, FORMAT_VERSION, read_manifest, sha256_file, write_manifest
 from labelmend.errors import DataError
-from labelmend.export.onnx_models import baseline_to_onnx, cnn_to_onnx
-from labelmend.train.run import PARITY_IMAGES, RUN_JSON, library_versions
 
 DESCRIPTIONS = {
     "baseline": "Client baseline: 15 RGB-histogram counts + LogisticRegression(random_state=0) on all noisy labels.",

@@ -60,7 +60,6 @@ def cnn_to_onnx(model, images: np.ndarray, *, flip_tta: bool) -> tuple[bytes, di
     """Keras CNN (raw RGB in, logits out) → (ONNX bytes of images → probabilities, io spec + parity facts)."""
     import tensorflow as tf
     import tf2onnx
-
     from labelmend.train.cnn import probability_function
 
     fn = probability_function(model, flip_tta=flip_tta)

@@ -11,9 +11,10 @@ Nothing here imports TensorFlow, scikit-learn, OpenCV, matplotlib, labelmend.tra
 onnxruntime itself is imported when the first Predictor is created.
 """
 
-from labelmend.errors import BundleError, InputError, InputTypeError
 from labelmend.runtime.predictor import BUNDLE_ENV, Predictor, load, predict
 from labelmend.runtime.validation import check_images
+
+from labelmend.errors import BundleError, InputError, InputTypeError
 
 __all__ = [
     "BUNDLE_ENV",

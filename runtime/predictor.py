@@ -15,10 +15,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from labelmend.runtime.validation import check_images
 
 from labelmend.bundle_format import read_manifest
 from labelmend.errors import BundleError
-from labelmend.runtime.validation import check_images
 
 __all__ = ["Predictor", "load", "predict", "BUNDLE_ENV"]
 

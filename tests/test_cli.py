@@ -14,14 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _data_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
 import numpy as np
 import pytest
 
 from labelmend import CLASS_NAMES
 from labelmend.cli import main
-
-
-import _data_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
 
 
 @pytest.fixture(autouse=True)

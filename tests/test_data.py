@@ -9,15 +9,13 @@ import os
 import re
 from pathlib import Path
 
+import _data_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
 import numpy as np
 import pytest
-
-from labelmend.errors import DataError
 from labelmend.runtime.png import read_png
 from labelmend.train import data as D
 
-
-import _data_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
+from labelmend.errors import DataError
 
 
 @pytest.fixture(autouse=True)

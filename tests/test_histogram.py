@@ -4,13 +4,13 @@ import importlib
 import re
 import sys
 
+import labelmend.ext as ext
 import numpy as np
 import pytest
-
-import labelmend.ext as ext
-from labelmend.errors import InputError, InputTypeError
 from labelmend.ext import BIN_EDGES, HAVE_EXTENSION, N_FEATURES, rgb_histogram
 from labelmend.ext._reference import rgb_histogram_numpy, rgb_histogram_reference
+
+from labelmend.errors import InputError, InputTypeError
 
 REAL_DTYPES = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64,
                np.longlong, np.ulonglong, np.float16, np.float32, np.float64, np.longdouble]

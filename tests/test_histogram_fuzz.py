@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays, from_dtype
-
-from labelmend.errors import InputError, InputTypeError
 from labelmend.ext import rgb_histogram
 from labelmend.ext._reference import rgb_histogram_numpy, rgb_histogram_reference
+
+from labelmend.errors import InputError, InputTypeError
 
 DTYPES = ["u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8", "g",
           ">u2", ">i4", ">i8", ">f4", ">f8"]

@@ -9,14 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import _bundle_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
+import labelmend.runtime as rt
 import numpy as np
 import pytest
 
-import labelmend.runtime as rt
 from labelmend.errors import BundleError
-
-
-import _bundle_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
 
 
 @pytest.fixture

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 
+import labelmend.runtime as rt
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from labelmend.runtime import predictor as predictor_module
 
-import labelmend.runtime as rt
 from labelmend import CLASS_NAMES
 from labelmend.errors import InputError, InputTypeError
-from labelmend.runtime import predictor as predictor_module
 
 CUDA = "CUDAExecutionProvider"
 

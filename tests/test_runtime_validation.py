@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from labelmend.runtime.validation import check_images
 
 from labelmend.errors import InputError, InputTypeError
-from labelmend.runtime.validation import check_images
 
 GOOD = np.full((32, 32, 3), 7, dtype=np.uint8)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-
 from labelmend.ext import rgb_histogram
 
 

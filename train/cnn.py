@@ -186,7 +186,6 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
     import keras
     import tensorflow as tf
     from keras import layers
-
     from labelmend.train._progress import progress_bar
 
     opt_h, aug_h = hyp["opt"], hyp["aug"]

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from labelmend.train import run as runfiles
+from labelmend.train.data import load_training_data
 
 import labelmend
 from labelmend._atomic import commit_directory
 from labelmend.errors import DataError
-from labelmend.train import run as runfiles
-from labelmend.train.data import load_training_data
 
 ALL_MODELS = ("baseline", "model1", "model2")
 RESERVE_FRAC = 0.07       # of the budget, kept for inference, plots and saving ...

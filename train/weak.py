@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from labelmend.train import cnn, noise
 
 HYP_NOISE = {
