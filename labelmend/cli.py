@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, type=Path, help="run directory written by `labelmend train`")
     p.add_argument("--bundle", required=True, type=Path, help="bundle directory to write (replaced atomically)")
     p.add_argument("--models", type=_models, default=None, help="subset of the run's models (default: all)")
+    p.add_argument("--no-tta", dest="flip_tta", action="store_false", default=None,
+                   help="CNN graphs without flip test-time augmentation: ~2x faster per image, slightly less accurate")
 
     p = sub.add_parser("evaluate", help="score a bundle on a client test folder")
     p.add_argument("--bundle", required=True, type=Path)
@@ -105,7 +107,8 @@ def _train(args) -> None:
 def _export(args) -> None:
     from labelmend.export.bundle import export_bundle
 
-    manifest = export_bundle(args.run, args.bundle, models=args.models, progress=not args.quiet)
+    manifest = export_bundle(args.run, args.bundle, models=args.models, flip_tta=getattr(args, "flip_tta", None),
+                             progress=not args.quiet)
     for name, spec in manifest["models"].items():
         print(f"{name}: {args.bundle / spec['file']} ({spec['size_bytes'] / 1024:.0f} KiB, "
               f"parity max |diff| {spec['export']['parity_max_abs_diff']:.1e})")
