@@ -60,7 +60,7 @@ def test_kill_mid_training_then_resume(tmp_path):
     hist = record["models"]["model1"]["training"]["history"]["all"]
     assert hist["epoch"] == list(range(1, epochs + 1))  # the epochs before the kill were kept, none redone
     assert record["models"]["model1"]["training"]["steps"] == record["cnn_steps"] == epochs
-    assert set(record["models"]) == {"baseline", "model1", "model2"}
+    assert set(record["models"]) == {"model1", "model2"}
     assert not (tmp_path / ".run.partial").exists()
     assert not (run / "checkpoints").exists()
 

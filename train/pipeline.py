@@ -190,7 +190,8 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
     if "cnn_steps" in record:  # resuming: the plan is fixed, finish it
         steps, sps = record["cnn_steps"], record["seconds_per_step"]
     elif epochs is not None:
-        steps, sps = weak.steps_for_epochs(n, epochs, hyp["opt"]["batch_size"]), None
+        n_train = n - len(split.val)  # the CNNs train on all but the validation images, in batches of at most n_train
+        steps, sps = weak.steps_for_epochs(n_train, epochs, min(hyp["opt"]["batch_size"], n_train)), None
     else:
         sps = seconds_per_step(data.images, hyp=hyp, seed=seed)
         left = time_budget_s - reserve - (time.monotonic() - t_start)
