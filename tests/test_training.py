@@ -124,3 +124,32 @@ def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeyp
         got = load(tmp_path / "bundle", name).predict_proba(images)
         assert np.abs(expected - got).max() < 1e-4
         assert manifest["models"][name]["export"]["parity_max_abs_diff"] < 1e-4
+
+
+def test_export_without_tta_matches_single_pass_model(tmp_path, monkeypatch):
+    """`labelmend export --no-tta`: one network pass per image, parity with the Keras model's plain softmax."""
+    import keras
+    from labelmend.export.bundle import export_bundle
+    from labelmend.runtime import load
+    from labelmend.train.pipeline import train
+
+    monkeypatch.setenv("LABELMEND_CACHE", str(tmp_path / "cache"))
+    import cv2
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    for i in range(40):
+        cv2.imwrite(str(root / "images" / f"{i + 1:05d}.png"), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    labels = rng.integers(0, 10, 40)
+    (root / "noisy_labels.csv").write_text("\n".join(map(str, labels)) + "\n")
+    (root / "clean_labels.csv").write_text("\n".join(map(str, labels[:20])) + "\n")
+    train(root, tmp_path / "run", models=["model2"], epochs=2, width=4, progress=False)
+    manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", flip_tta=False, progress=False)
+    spec = manifest["models"]["model2"]
+    assert spec["export"]["flip_tta"] is False
+    assert "flip_tta=True" in spec["validation"]["note"]  # the run's figure was measured with TTA: say so
+    images = np.load(tmp_path / "run" / "parity_images.npy")
+    keras_model = keras.models.load_model(tmp_path / "run" / "model2.keras", compile=False)
+    expected = cnn.predict_proba(keras_model, images, flip_tta=False)
+    assert np.abs(load(tmp_path / "bundle").predict_proba(images) - expected).max() < 1e-4

@@ -198,6 +198,7 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
     T = tf.constant(transition if transition is not None else np.eye(k), dtype=tf.float32)
 
     warmup = max(1, int(steps * opt_h["warmup_frac"]))
+
     class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         """Linear warmup to the peak, then linear decay to zero at ``steps``."""
 

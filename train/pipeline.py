@@ -28,7 +28,7 @@ from labelmend._atomic import commit_directory
 from labelmend.errors import DataError
 
 ALL_MODELS = ("baseline", "model1", "model2")
-RESERVE_FRAC = 0.07       # of the budget, kept for inference, plots and saving ...
+RESERVE_FRAC = 0.04       # of the budget, kept for inference, plots and saving ...
 RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
 CALIBRATION_STEPS = 16    # timed steps of the real network, after its warm-up steps
 CONFIG_JSON = "config.json"      # in the partial directory: the settings, so --resume needs nothing else

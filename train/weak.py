@@ -26,7 +26,7 @@ HYP_NOISE = {
     "stage_a_frac": 0.6,     # share of Model II's steps spent on forward-corrected training (stage A)
     "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] (it starts from stage A)
     "pseudo_count": 1.0,     # Dirichlet prior per cell when counting T from the clean/noisy pairs
-    "clean_repeat": 2,       # times each clean-labelled training image appears per epoch (a clean label carries
+    "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
 
