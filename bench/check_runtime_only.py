@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HEAVY = ("tensorflow", "keras", "sklearn", "cv2", "matplotlib", "labelmend.train", "labelmend.export")
 
 

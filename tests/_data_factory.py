@@ -64,11 +64,7 @@ def make_training_dir(root: Path, *, n: int = 12, n_clean: int | None = 5, seed:
     images = random_images(n, seed)
     rng = np.random.default_rng(seed + 1)
     noisy = rng.integers(0, 10, size=n).astype(np.int64)
-    paths = []
-    for i, img in enumerate(images, start=1):
-        p = root / "images" / f"{i:05d}.png"
-        imwrite_rgb(p, img)
-        paths.append(p)
+    paths = _write_numbered(root / "images", "", images)
     write_labels(root / "noisy_labels.csv", noisy)
     clean = None
     if n_clean is not None:
@@ -77,17 +73,21 @@ def make_training_dir(root: Path, *, n: int = 12, n_clean: int | None = 5, seed:
     return Written(root=root, images=images, labels=noisy, clean=clean, paths=paths)
 
 
+def _write_numbered(folder: Path, prefix: str, images: np.ndarray) -> list[Path]:
+    """Write ``folder/{prefix}00001.png …`` (RGB images, 1-based numbering); returns the paths."""
+    paths = [folder / f"{prefix}{i:05d}.png" for i in range(1, len(images) + 1)]
+    for p, img in zip(paths, images):
+        imwrite_rgb(p, img)
+    return paths
+
+
 def make_test_dir(root: Path, *, n: int = 8, seed: int = 100) -> Written:
     """The client's test layout: ``test_images/test00001.png …`` and ``test_labels.csv``."""
     root = Path(root)
     (root / "test_images").mkdir(parents=True)
     images = random_images(n, seed)
     labels = np.random.default_rng(seed + 1).integers(0, 10, size=n).astype(np.int64)
-    paths = []
-    for i, img in enumerate(images, start=1):
-        p = root / "test_images" / f"test{i:05d}.png"
-        imwrite_rgb(p, img)
-        paths.append(p)
+    paths = _write_numbered(root / "test_images", "test", images)
     write_labels(root / "test_labels.csv", labels)
     return Written(root=root, images=images, labels=labels, paths=paths)
 
