@@ -44,6 +44,7 @@ def test_deadline_stops_training_early(tiny):
                    hyp=cnn.hyperparameters(opt={"batch_size": 32}))
     assert hist.stopped_early
     assert 0 < hist.steps < 1000
+    assert hist.progress == 1.0 and hist.final_lr < 0.1 * cnn.HYP["opt"]["lr"]  # annealed, not cut mid-schedule
 
 
 def test_forward_targets_need_transition_matrix(tiny):
@@ -153,3 +154,53 @@ def test_export_without_tta_matches_single_pass_model(tmp_path, monkeypatch):
     keras_model = keras.models.load_model(tmp_path / "run" / "model2.keras", compile=False)
     expected = cnn.predict_proba(keras_model, images, flip_tta=False)
     assert np.abs(load(tmp_path / "bundle").predict_proba(images) - expected).max() < 1e-4
+
+
+def test_one_cycle_warms_up_then_anneals_to_zero():
+    assert cnn.one_cycle(0.0, peak=0.2, warmup_frac=0.1) == 0.0
+    assert cnn.one_cycle(0.1, peak=0.2, warmup_frac=0.1) == pytest.approx(0.2)
+    assert cnn.one_cycle(0.55, peak=0.2, warmup_frac=0.1) == pytest.approx(0.1)
+    assert cnn.one_cycle(1.0, peak=0.2, warmup_frac=0.1) == 0.0
+    assert cnn.one_cycle(1.5, peak=0.2, warmup_frac=0.1) == 0.0
+
+
+def test_budget_clock_follows_whichever_budget_runs_out_first():
+    now = [0.0]
+    clock = cnn.BudgetClock(100, deadline=50.0, clock=lambda: now[0])
+    assert clock.progress(10) == pytest.approx(0.1)      # steps ahead of time
+    now[0] = 25.0
+    assert clock.progress(10) == pytest.approx(0.5)      # time ahead of steps: a slow machine
+    now[0] = 60.0
+    assert clock.progress(10) == 1.0
+    resumed = cnn.BudgetClock(100, start=0.5, done_steps=40)  # half the schedule done at step 40 of 100
+    assert resumed.progress(40) == pytest.approx(0.5) and resumed.progress(100) == 1.0
+
+
+class _SteppingClock:
+    """A fake clock that advances ``cost`` seconds per reading: fit reads it about once per step."""
+
+    def __init__(self, cost):
+        self.t, self.cost = 0.0, cost
+
+    def __call__(self):
+        self.t += self.cost
+        return self.t
+
+
+@pytest.mark.parametrize("slowdown", [1.0, 1.5, 3.0])
+def test_a_slowed_machine_still_ends_annealed_within_its_deadline(tiny, slowdown):
+    """Planned steps fit the deadline at speed 1; slower machines stop earlier, but with the learning rate at ~0."""
+    images, noisy, _ = tiny
+    model = cnn.make_model(width=4, seed=0)
+    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
+    clock = _SteppingClock(slowdown)
+    hist = cnn.fit(model, data, steps=20, deadline=25.0, progress=False, clock=clock,
+                   hyp=cnn.hyperparameters(opt={"batch_size": 32}))
+    peak = cnn.HYP["opt"]["lr"]
+    assert hist.progress == 1.0
+    assert hist.final_lr <= 0.15 * peak, hist.lr
+    assert clock.t <= 25.0 + 3 * slowdown  # ended at its deadline, give or take the last step and its epoch end
+    if slowdown == 1.0:
+        assert hist.steps == 20 and not hist.stopped_early
+    else:
+        assert hist.steps < 20 and hist.stopped_early

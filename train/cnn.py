@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,10 +105,16 @@ def predict_proba(model, images: np.ndarray, *, batch_size: int = HYP["eval"]["b
     """Class probabilities (N, K) float32 of uint8/float images (N, 32, 32, 3), in batches."""
     import tensorflow as tf
 
-    fn = probability_function(model, flip_tta=flip_tta)
+    fns = _PROBABILITY_FUNCTIONS.setdefault(model, {})
+    if flip_tta not in fns:  # one traced function per model and TTA setting, reused by every validation pass
+        fns[flip_tta] = probability_function(model, flip_tta=flip_tta)
+    fn = fns[flip_tta]
     out = [fn(tf.constant(images[i:i + batch_size], dtype=tf.float32)).numpy()
            for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+_PROBABILITY_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def probability_function(model, *, flip_tta: bool = HYP["eval"]["flip_tta"]):
@@ -149,17 +156,21 @@ class TrainingTargets:
 
 @dataclass
 class History:
-    """Per-epoch curves of one training stage, plus wall time."""
+    """Per-epoch curves of one training stage, plus wall time and how the budget was spent."""
 
     epoch: list = field(default_factory=list)
     train_loss: list = field(default_factory=list)
     train_acc: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     val_acc: list = field(default_factory=list)
+    lr: list = field(default_factory=list)        # learning rate of the epoch's last step
     steps: int = 0
+    planned_steps: int = 0
+    progress: float = 0.0      # schedule progress reached, in [0, 1] (1 = annealed to zero)
+    final_lr: float = 0.0      # learning rate of the last step taken
     seconds: float = 0.0
     warm_seconds: float = 0.0  # time after this call's first WARM_UP_STEPS steps (graph tracing, kernel selection)
-    stopped_early: bool = False
+    stopped_early: bool = False  # the deadline, not the planned steps, ended training (still annealed)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -172,16 +183,51 @@ def one_hot(labels: np.ndarray, n_classes: int = 10, *, smoothing: float = 0.0) 
     return out
 
 
+def one_cycle(progress: float, *, peak: float, warmup_frac: float) -> float:
+    """Learning rate at ``progress`` in [0, 1]: linear warm-up to ``peak``, then linear decay to 0 at progress 1."""
+    p = min(max(progress, 0.0), 1.0)
+    if p < warmup_frac:
+        return peak * p / warmup_frac
+    return peak * (1.0 - p) / max(1e-12, 1.0 - warmup_frac)
+
+
+class BudgetClock:
+    """Progress through a training budget of ``steps`` steps and, optionally, wall time up to ``deadline``.
+
+    progress = max(steps done / planned, time used / time allotted), so the schedule follows whichever budget runs
+    out first: a machine slower than its calibration still anneals to zero exactly at its deadline. ``start`` is
+    the progress already made when this clock starts (a resumed stage); the rest is spread over what is left.
+    """
+
+    def __init__(self, steps: int, *, deadline: float | None = None, start: float = 0.0, done_steps: int = 0,
+                 clock=time.monotonic):
+        self.steps, self.deadline, self.clock = steps, deadline, clock
+        self.start, self.done_steps = start, done_steps
+        self.t0 = clock()
+
+    def progress(self, step: int) -> float:
+        left = max(1, self.steps - self.done_steps)
+        p = self.start + (1.0 - self.start) * (step - self.done_steps) / left
+        if self.deadline is not None:
+            allotted = self.deadline - self.t0
+            p_time = 1.0 if allotted <= 0 else (self.clock() - self.t0) / allotted
+            p = max(p, self.start + (1.0 - self.start) * p_time)
+        return min(p, 1.0)
+
+
 def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | None = None,
         val: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, deadline: float | None = None,
-        hyp: dict = HYP, progress: bool = True, desc: str = "training", checkpoint: Path | None = None) -> History:
-    """Train ``model`` for ``steps`` SGD steps on ``data`` (a fresh learning-rate cycle); returns its History.
+        hyp: dict = HYP, progress: bool = True, desc: str = "training", checkpoint: Path | None = None,
+        clock=time.monotonic) -> History:
+    """Train ``model`` for at most ``steps`` SGD steps on ``data`` (one learning-rate cycle); returns its History.
 
     ``transition`` (K, K) is required when any ``data.forward`` is True. ``val`` = (images, clean labels) is scored
-    after every epoch. ``deadline`` (time.monotonic() seconds) stops training early, keeping the model, if reached.
-    ``checkpoint`` (a path prefix) saves model + optimizer + curves after every epoch and, if a checkpoint is
-    already there, resumes from it: finished epochs are skipped (their batch order is replayed, so the remaining
-    epochs see the same batches as an uninterrupted run).
+    after every epoch. ``deadline`` (a ``clock()`` time) is a wall-time budget: the learning-rate schedule runs on
+    :class:`BudgetClock` progress, so training that reaches the deadline before its planned steps still ends with
+    the learning rate annealed to zero (``History.stopped_early`` says so). ``checkpoint`` (a path prefix) saves
+    model + optimizer + curves after every epoch and, if a checkpoint is already there, resumes from it: finished
+    epochs are skipped (their batch order is replayed, so the remaining epochs see the same batches as an
+    uninterrupted run).
     """
     import keras
     import tensorflow as tf
@@ -197,18 +243,8 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
         raise ValueError("forward-corrected targets need the transition matrix")
     T = tf.constant(transition if transition is not None else np.eye(k), dtype=tf.float32)
 
-    warmup = max(1, int(steps * opt_h["warmup_frac"]))
-
-    class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-        """Linear warmup to the peak, then linear decay to zero at ``steps``."""
-
-        def __call__(self, step):
-            step = tf.cast(step, tf.float32)
-            up = step / warmup
-            down = tf.maximum(0.0, (steps - step) / max(1, steps - warmup))
-            return opt_h["lr"] * tf.minimum(up, down)
-
-    optimizer = keras.optimizers.SGD(learning_rate=OneCycle(), momentum=opt_h["momentum"], nesterov=True,
+    # the learning rate is a variable set from budget progress before every step (no retracing, no step schedule)
+    optimizer = keras.optimizers.SGD(learning_rate=0.0, momentum=opt_h["momentum"], nesterov=True,
                                      weight_decay=opt_h["weight_decay"])
     augment = []
     if aug_h["flip"]:
@@ -224,10 +260,7 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
             x = aug(x, training=True)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            p = tf.nn.softmax(logits)
-            p_noisy = tf.matmul(p, T)
-            q = tf.where(fwd[:, None], p_noisy, p)
-            loss = -tf.reduce_mean(tf.reduce_sum(target * tf.math.log(q + 1e-7), axis=1))
+            loss = tf.reduce_mean(corrected_cross_entropy(logits, target, fwd, T))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == tf.argmax(target, 1), tf.float32))
@@ -237,8 +270,8 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
     n = len(data.images)
     steps_per_epoch = max(1, n // bs)
     n_epochs = math.ceil(steps / steps_per_epoch)
-    hist = History()
-    t0 = time.monotonic()
+    hist = History(planned_steps=steps)
+    t0 = clock()
     step = start_epoch = 0
     t_warm = None
     first_step = step
@@ -253,6 +286,8 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
             start_epoch, step = state["epoch"], hist.steps
             first_step = step
             t0 -= hist.seconds
+    budget = BudgetClock(steps, deadline=deadline, start=hist.progress, done_steps=step, clock=clock)
+    p = hist.progress
     with progress_bar(total=steps, desc=desc, unit="step", disable=not progress, initial=step) as bar:
         for epoch in range(n_epochs):
             order = rng.permutation(n)
@@ -260,11 +295,12 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
                 continue
             loss_sum = correct_sum = seen = 0.0
             for b in range(steps_per_epoch):
-                if step >= steps:
+                p = budget.progress(step)
+                if p >= 1.0:
+                    hist.stopped_early = step < steps
                     break
-                if deadline is not None and time.monotonic() > deadline:
-                    hist.stopped_early = True
-                    break
+                hist.final_lr = one_cycle(p, peak=opt_h["lr"], warmup_frac=opt_h["warmup_frac"])
+                optimizer.learning_rate.assign(hist.final_lr)
                 idx = np.sort(order[b * bs:(b + 1) * bs])
                 loss, correct = train_step(data.images[idx], data.targets[idx], data.forward[idx])
                 loss_sum += float(loss) * len(idx)
@@ -272,26 +308,38 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
                 seen += len(idx)
                 step += 1
                 if step - first_step == WARM_UP_STEPS:
-                    t_warm = time.monotonic()
+                    t_warm = clock()
                 bar.update(1)
             if seen:
                 hist.epoch.append(epoch + 1)
                 hist.train_loss.append(loss_sum / seen)
                 hist.train_acc.append(correct_sum / seen)
+                hist.lr.append(hist.final_lr)
                 if val is not None and len(val[0]):
                     probs = predict_proba(model, val[0], flip_tta=False)
                     hist.val_loss.append(float(-np.mean(np.log(probs[np.arange(len(val[1])), val[1]] + 1e-7))))
                     hist.val_acc.append(float(np.mean(probs.argmax(1) == val[1])))
-                    bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}")
+                    bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}", lr=f"{hist.final_lr:.3f}")
                 if ckpt is not None:
-                    hist.steps, hist.seconds = step, time.monotonic() - t0
+                    hist.steps, hist.seconds, hist.progress = step, clock() - t0, budget.progress(step)
                     _write_checkpoint_state(checkpoint, ckpt.write(str(checkpoint)), epoch + 1, hist)
-            if hist.stopped_early:
+            if hist.stopped_early or p >= 1.0:
                 break
     hist.steps = step
-    hist.seconds = time.monotonic() - t0
-    hist.warm_seconds = time.monotonic() - t_warm if t_warm is not None else 0.0
+    hist.progress = 1.0 if step >= steps or hist.stopped_early else budget.progress(step)
+    hist.seconds = clock() - t0
+    hist.warm_seconds = clock() - t_warm if t_warm is not None else 0.0
     return hist
+
+
+def corrected_cross_entropy(logits, target, forward, transition):
+    """Per-example cross-entropy (N,) of ``target`` (N, K) against softmax(logits), or, where ``forward`` (N,) is
+    True, against softmax(logits) @ T (Patrini et al. 2017, eq. 6: the predicted distribution of the noisy label)."""
+    import tensorflow as tf
+
+    p = tf.nn.softmax(logits)
+    q = tf.where(forward[:, None], tf.matmul(p, transition), p)
+    return -tf.reduce_sum(target * tf.math.log(q + 1e-7), axis=1)
 
 
 def _read_checkpoint_state(prefix: Path) -> dict | None:

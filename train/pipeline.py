@@ -31,6 +31,7 @@ ALL_MODELS = ("baseline", "model1", "model2")
 RESERVE_FRAC = 0.04       # of the budget, kept for inference, plots and saving ...
 RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
 CALIBRATION_STEPS = 16    # timed steps of the real network, after its warm-up steps
+CALIBRATION_IMAGES = 512  # training images kept in the run for int8 calibration at export
 CONFIG_JSON = "config.json"      # in the partial directory: the settings, so --resume needs nothing else
 PROGRESS_JSON = "progress.json"  # in the partial directory: the records of the models finished so far
 
@@ -131,6 +132,10 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
 
     parity = split.val[:256] if len(split.val) else np.arange(min(256, len(data.images)))
     np.save(work / runfiles.PARITY_IMAGES, data.images[parity])
+    np.savez(work / runfiles.VALIDATION, images=data.images[split.val], labels=data.clean_labels[split.val])
+    pool = split.training_images(len(data.images))
+    calibration = np.random.default_rng(seed).choice(pool, size=min(CALIBRATION_IMAGES, len(pool)), replace=False)
+    np.save(work / runfiles.CALIBRATION, data.images[np.sort(calibration)])
     if "baseline" in models and "baseline" not in record["models"]:
         record["models"]["baseline"] = _train_baseline(data, split, work)
         save_progress()

@@ -76,10 +76,21 @@ def write_summary(run: dict, path: Path) -> Path:
              f"Data: `{run['data_dir']}` — {run['n_images']} images, {run['n_clean']} with clean labels; "
              f"validation: {run['split']['n_val']} clean-labelled images held out of CNN training entirely "
              f"(the baseline, the client's recipe, fits all noisy labels).", "",
-             "| model | validation accuracy | wall time (s) | steps |", "|---|---|---|---|"]
+             "| model | validation accuracy | wall time (s) | steps done / planned | final learning rate |",
+             "|---|---|---|---|---|"]
+    cut = []
     for name, rec in run["models"].items():
+        t = rec["training"]
+        planned = t.get("planned_steps")
         lines.append(f"| {name} | {_fmt(rec['validation'].get('accuracy'))} | {rec['seconds']:.1f} | "
-                     f"{rec['training'].get('steps', '—')} |")
+                     f"{t.get('steps', '—')} / {planned if planned is not None else '—'} | "
+                     f"{_fmt(t.get('final_lr'))} |")
+        if t.get("stopped_early"):
+            cut.append(name)
+    if cut:
+        lines += ["", f"**The time budget cut {', '.join(cut)}** before the planned steps (this machine ran slower than "
+                      "its calibration). The learning-rate schedule follows the budget actually left, so each still "
+                      "annealed to zero at its deadline."]
     m2 = run["models"].get("model2", {}).get("training", {})
     if "label_correction" in m2:
         lines += ["", "## Model II label correction on the validation images (their noisy labels vs clean labels)", ""]

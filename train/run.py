@@ -9,6 +9,8 @@ from pathlib import Path
 
 RUN_JSON = "run.json"                   # hyperparameters, seed, split, metrics, timings, versions
 PARITY_IMAGES = "parity_images.npy"     # validation images the export checks ONNX against the source models with
+VALIDATION = "validation.npz"           # the held-out images and their clean labels: export --int8 scores with them
+CALIBRATION = "calibration_images.npy"  # a seeded sample of CNN training images: int8 calibration data
 REPORTS = "reports"                     # PNG plots and report.md
 CHECKPOINTS = "checkpoints"             # per-epoch CNN checkpoints, used by --resume
 MODEL_FILES = {"baseline": "baseline.pkl", "model1": "model1.keras", "model2": "model2.keras"}

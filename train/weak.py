@@ -16,6 +16,7 @@ B. **Posterior relabelling + self-training.** Each noisy image gets the soft lab
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +77,8 @@ def train_model1(images, noisy_labels, clean_labels, split: Split, *, steps: int
     hist = cnn.fit(model, data, steps=steps, val=val, seed=seed, deadline=deadline, hyp=hyp, progress=progress,
                    desc="model1: noisy labels", checkpoint=_prefix(checkpoints, "model1"))
     val_probs = cnn.predict_proba(model, val[0], flip_tta=hyp["eval"]["flip_tta"])
-    report = {"history": {"all": hist.as_dict()}, "steps": hist.steps, "seconds": hist.seconds,
-              "stopped_early": hist.stopped_early,
+    report = {"history": {"all": hist.as_dict()}, "steps": hist.steps, "planned_steps": int(steps),
+              "seconds": hist.seconds, "stopped_early": hist.stopped_early, "final_lr": hist.final_lr,
               "validation": {"accuracy": _accuracy(val_probs, val[1]), "n": len(val[1])}}
     return model, report
 
@@ -99,14 +100,16 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     noisy_val = noisy_labels[split.val]
     report = {"transition_matrix": transition.tolist(), "history": {}, "stages": {}}
 
-    # Stage A: clean labels direct, noisy labels through T.
+    # Stage A: clean labels direct, noisy labels through T. It gets stage_a_frac of the steps and of the time left.
     steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])))
+    now = time.monotonic()
+    deadline_a = None if deadline is None else now + hyp_noise["stage_a_frac"] * (deadline - now)
     targets = cnn.one_hot(noisy_labels)
     targets[is_clean] = cnn.one_hot(clean_labels[split.train_clean], smoothing=smoothing)
     model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
     hist_a = cnn.fit(model, cnn.TrainingTargets(train_images, targets[train], ~is_clean_train), steps=steps_a,
                      transition=transition,
-                     val=val, seed=seed, deadline=deadline, hyp=hyp, progress=progress,
+                     val=val, seed=seed, deadline=deadline_a, hyp=hyp, progress=progress,
                      desc="model2 A: forward correction", checkpoint=_prefix(checkpoints, "model2_A"))
     report["history"]["A"] = hist_a.as_dict()
     probs = cnn.predict_proba(model, images, flip_tta=hyp["eval"]["flip_tta"])
@@ -120,8 +123,9 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     }
 
     # Stage B: clean labels + posterior soft labels, a fresh (lower) learning-rate cycle from stage A's weights.
+    # Stage B gets the planned steps stage A did not use and the time left until the model's deadline.
     steps_b = steps - hist_a.steps
-    if steps_b > 0 and not hist_a.stopped_early:
+    if steps_b > 0:
         soft = (1 - smoothing) * posterior + smoothing / posterior.shape[1]
         soft[is_clean] = targets[is_clean]
         hyp_b = cnn.hyperparameters(**{g: dict(v) for g, v in hyp.items()})
@@ -140,7 +144,9 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
         final_probs = probs[split.val]
     report["steps"] = int(sum(h["steps"] for h in report["history"].values()))
     report["seconds"] = float(sum(h["seconds"] for h in report["history"].values()))
+    report["planned_steps"] = int(steps)
     report["stopped_early"] = any(h["stopped_early"] for h in report["history"].values()) or report["steps"] < steps
+    report["final_lr"] = list(report["history"].values())[-1]["final_lr"]
     report["validation"] = {"accuracy": _accuracy(final_probs, val[1]), "n": int(len(split.val))}
     return model, report
 
