@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from labelmend.export.onnx_models import baseline_to_onnx, cnn_to_onnx
-from labelmend.train.run import PARITY_IMAGES, RUN_JSON, library_versions
+from labelmend.train.run import CALIBRATION, PARITY_IMAGES, RUN_JSON, VALIDATION, library_versions
 
 import labelmend
 from labelmend._atomic import atomic_directory
@@ -41,13 +41,16 @@ def read_run(run_dir: str | os.PathLike) -> dict:
 
 
 def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, models: list[str] | None = None,
-                  flip_tta: bool | None = None, progress: bool = True) -> dict:
+                  flip_tta: bool | None = None, int8: bool = False, int8_max_drop: float | None = None,
+                  progress: bool = True) -> dict:
     """Convert the models of ``run_dir`` (default: all it has) into ``bundle_dir``; returns the manifest.
 
     ``flip_tta`` overrides the run's test-time augmentation for the CNN graphs: with it (the default) a graph averages
-    the image and its mirror — more accurate, about twice the compute per image.
+    the image and its mirror — more accurate, about twice the compute per image. ``int8`` writes statically
+    quantized CNN graphs (:mod:`labelmend.export.quantize`), calibrated on the run's training images and refused
+    when their validation accuracy drops more than ``int8_max_drop`` (default 0.01) below float32.
     """
-    from labelmend.train._progress import progress_bar
+    from labelmend._progress import progress_bar
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
@@ -56,7 +59,9 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
     unknown = [m for m in models if m not in available]
     if unknown:
         raise DataError(f"{run_dir}: run has no model {unknown[0]!r}; it has {available}")
-    for needed in [PARITY_IMAGES, *(run["models"][m]["file"] for m in models)]:
+    quantized = [m for m in models if m != "baseline"] if int8 else []
+    for needed in [PARITY_IMAGES, *(run["models"][m]["file"] for m in models),
+                   *([VALIDATION, CALIBRATION] if quantized else [])]:
         if not (run_dir / needed).is_file():
             raise DataError(f"{run_dir / needed}: missing from the run directory; train again")
     parity_images = np.load(run_dir / PARITY_IMAGES)
@@ -80,6 +85,15 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
                 tta = record["training"].get("flip_tta", True) if flip_tta is None else flip_tta
                 data, spec = cnn_to_onnx(model, parity_images, flip_tta=tta)
                 spec["preprocessing"] = "raw_rgb"
+                if name in quantized:
+                    from labelmend.export.quantize import MAX_DROP, quantize_cnn
+
+                    with np.load(run_dir / VALIDATION) as val:
+                        val_images, val_labels = val["images"], val["labels"]
+                    data, facts = quantize_cnn(data, np.load(run_dir / CALIBRATION), val_images, val_labels,
+                                               max_drop=MAX_DROP if int8_max_drop is None else int8_max_drop,
+                                               name=name)
+                    spec["export"]["quantization"] = facts
             file = f"{name}.onnx"
             (tmp / file).write_bytes(data)
             entries[name] = {
@@ -91,7 +105,12 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
                 "training": record.get("training", {}),
                 "validation": record.get("validation", {}),
             }
-            if spec["export"].get("flip_tta", True) != record["training"].get("flip_tta", True):
+            if "quantization" in spec["export"]:
+                q = spec["export"]["quantization"]
+                entries[name]["validation"] = {**entries[name]["validation"], "accuracy": q["val_accuracy_int8"],
+                                               "note": "int8 graph, scored at export on the run's validation images "
+                                                       f"(float32 graph: {q['val_accuracy_fp32']:.4f})"}
+            elif spec["export"].get("flip_tta", True) != record["training"].get("flip_tta", True):
                 entries[name]["validation"] = {**entries[name]["validation"], "note": (
                     "measured during training with flip_tta={}; this graph has flip_tta={}: run "
                     "`labelmend evaluate` for its own figure".format(record["training"].get("flip_tta", True),
@@ -102,7 +121,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
             "format_version": FORMAT_VERSION,
             "labelmend_version": labelmend.__version__,
             "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "class_names": list(labelmend.CLASS_NAMES),
+            "class_names": list(run.get("class_names") or labelmend.CLASS_NAMES),  # runs before K became general
             "default_model": "model2" if "model2" in entries else next(iter(entries)),
             "library_versions": library_versions(),
             "source_run": {"path": str(run_dir.resolve()), "seed": run.get("seed"),

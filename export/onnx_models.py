@@ -49,7 +49,7 @@ def baseline_to_onnx(clf, features: np.ndarray) -> tuple[bytes, dict]:
     agree = float(np.mean(got.argmax(1) == clf.predict(features)))
     spec = {
         "input": {"name": "features", "dtype": "float32", "shape": [None, features.shape[1]]},
-        "output": {"name": "probabilities", "dtype": "float32", "shape": [None, 10]},
+        "output": {"name": "probabilities", "dtype": "float32", "shape": [None, got.shape[1]]},
         "export": {"converter": "skl2onnx", "opset": OPSET, "parity_max_abs_diff": diff,
                    "parity_images": len(features), "parity_label_agreement": agree},
     }
@@ -76,7 +76,7 @@ def cnn_to_onnx(model, images: np.ndarray, *, flip_tta: bool) -> tuple[bytes, di
     diff = check_parity(model.name, expected, got)
     spec = {
         "input": {"name": input_name, "dtype": "float32", "shape": [None, 32, 32, 3]},
-        "output": {"name": output_name, "dtype": "float32", "shape": [None, 10]},
+        "output": {"name": output_name, "dtype": "float32", "shape": [None, got.shape[1]]},
         "export": {"converter": "tf2onnx.from_function", "opset": OPSET, "parity_max_abs_diff": diff,
                    "parity_images": len(x),
                    "parity_label_agreement": float(np.mean(got.argmax(1) == expected.argmax(1))),

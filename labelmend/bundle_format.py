@@ -7,7 +7,7 @@ A bundle is a directory holding ``manifest.json`` and one ``.onnx`` file per mod
       "format_version": 1,
       "labelmend_version": "0.1.0",
       "created_utc": "2026-11-27T20:00:00Z",
-      "class_names": ["plane", ..., "truck"],          # K = 10 names, label order
+      "class_names": ["plane", ..., "truck"],          # K names (2 <= K <= 100), label order
       "default_model": "model2",                       # or the only model the bundle has
       "library_versions": {"tensorflow": "2.21.0", ...},
       "models": {
@@ -17,7 +17,7 @@ A bundle is a directory holding ``manifest.json`` and one ``.onnx`` file per mod
           "size_bytes": 12345,
           "preprocessing": "rgb_histogram" | "raw_rgb",
           "input":  {"name": "...", "dtype": "float32", "shape": [null, 15] | [null, 32, 32, 3]},
-          "output": {"name": "...", "dtype": "float32", "shape": [null, 10]},   # class probabilities
+          "output": {"name": "...", "dtype": "float32", "shape": [null, K]},    # class probabilities
           "description": "...", "training": {...}, "validation": {...}, "export": {...}
         }, ...
       }
@@ -49,7 +49,7 @@ PREPROCESSING = {
     "raw_rgb": [None, 32, 32, 3],
 }
 IMAGE_SHAPE = (32, 32, 3)
-N_CLASSES = 10
+MAX_CLASSES = 100
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.onnx$")
 
@@ -78,6 +78,8 @@ def read_manifest(bundle_dir: str | os.PathLike, *, verify_files: bool = True) -
     :class:`~labelmend.errors.BundleError` naming the offending file or manifest field.
     """
     bundle = Path(bundle_dir)
+    if bundle.exists() and not bundle.is_dir():
+        raise BundleError(f"{bundle}: is a file, not a bundle directory (pass the folder that holds manifest.json)")
     if not bundle.is_dir():
         raise BundleError(f"bundle directory {str(bundle)!r} does not exist (create one with `labelmend export`)")
     path = bundle / MANIFEST_NAME
@@ -87,6 +89,8 @@ def read_manifest(bundle_dir: str | os.PathLike, *, verify_files: bool = True) -
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc}); the manifest is corrupt or was edited") from None
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read ({exc.strerror})") from None
     validate_manifest(manifest, source=str(path))
     if verify_files:
         for name, spec in manifest["models"].items():
@@ -99,12 +103,15 @@ def verify_model_file(bundle: Path, name: str, spec: dict) -> Path:
     path = bundle / spec["file"]
     if not path.is_file():
         raise BundleError(f"{path}: model file of {name!r} is missing from the bundle")
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read ({exc.strerror})") from None
     if size != spec["size_bytes"]:
         raise BundleError(
             f"{path}: size {size} bytes, manifest says {spec['size_bytes']}; the file is truncated or was replaced"
         )
-    digest = sha256_file(path)
     if digest != spec["sha256"]:
         raise BundleError(f"{path}: SHA-256 {digest[:12]}… does not match the manifest; the file was modified")
     return path
@@ -124,8 +131,10 @@ def validate_manifest(manifest: object, *, source: str) -> None:
     if version != FORMAT_VERSION:
         fail(f"format_version {version!r} is not supported (this labelmend reads version {FORMAT_VERSION})")
     names = manifest.get("class_names")
-    if not (isinstance(names, list) and len(names) == N_CLASSES and all(isinstance(n, str) for n in names)):
-        fail(f"'class_names' must be a list of {N_CLASSES} strings")
+    if not (isinstance(names, list) and 2 <= len(names) <= MAX_CLASSES and all(isinstance(n, str) for n in names)):
+        fail(f"'class_names' must be a list of 2 to {MAX_CLASSES} strings")
+    if len(set(names)) != len(names):
+        fail("'class_names' has repeated names")
     models = manifest.get("models")
     if not (isinstance(models, dict) and models):
         fail("'models' must be a non-empty object")
@@ -145,7 +154,7 @@ def validate_manifest(manifest: object, *, source: str) -> None:
         prep = spec.get("preprocessing")
         if prep not in PREPROCESSING:
             fail(f"{where}.preprocessing {prep!r} is not one of {sorted(PREPROCESSING)}")
-        for key, shape in (("input", PREPROCESSING[prep]), ("output", [None, N_CLASSES])):
+        for key, shape in (("input", PREPROCESSING[prep]), ("output", [None, len(names)])):
             io = spec.get(key)
             if not (isinstance(io, dict) and isinstance(io.get("name"), str) and io["name"]):
                 fail(f"{where}.{key} must be an object with a non-empty 'name'")

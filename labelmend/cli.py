@@ -1,7 +1,7 @@
 """The `labelmend` command: train → export → evaluate, predict, and `run` (all three on the shipped sample).
 
-Exit codes: 0 success; 1 a user error (bad data, bundle or arguments), reported as one line on stderr — `--debug`
-shows the traceback; 2 bad command-line usage (argparse); 130 interrupted.
+Exit codes: 0 success; 1 a user error (bad data, bundle, device or command line), reported as one line on stderr —
+`--debug` shows the traceback; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from labelmend.errors import LabelmendError
 
 SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")
-TRAIN_EXTRA_HINT = "this command needs the training extras: pip install 'labelmend[train]'"
+# which extra each command needs beyond the runtime (numpy + onnxruntime)
+EXTRAS = {"train": "train", "export": "train", "run": "train", "evaluate": "eval", "predict": None}
+_EXTRA_MODULES = ("tensorflow", "keras", "sklearn", "skl2onnx", "tf2onnx", "cv2", "matplotlib", "tqdm", "onnx")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with every command-line mistake reported as one line and exit code 1, like other user errors."""
+
+    def error(self, message):
+        self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _models(text: str) -> list[str]:
@@ -25,6 +34,16 @@ def _models(text: str) -> list[str]:
     if not names or bad:
         raise argparse.ArgumentTypeError(f"expected a comma-separated subset of baseline,model1,model2, got {text!r}")
     return names
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
 
 
 def _positive(kind):
@@ -41,11 +60,11 @@ def _positive(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labelmend", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="labelmend", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"labelmend {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add_train_options(p, *, budget_min: float):
         p.add_argument("--models", type=_models, default=["baseline", "model1", "model2"],
@@ -53,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--time-budget", type=_positive(float), default=budget_min, metavar="MIN",
                        help=f"wall-clock minutes for the whole training command (default: {budget_min:g})")
         p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
-        p.add_argument("--val-fraction", type=float, default=0.2,
+        p.add_argument("--val-fraction", type=_fraction, default=0.2,
                        help="share of the clean-labelled images held out for validation (default: 0.2)")
         p.add_argument("--epochs", type=_positive(float), default=None,
                        help="fix the CNN epochs instead of sizing them to the budget (reproducible)")
@@ -63,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the baseline, Model I and Model II into a run directory")
     p.add_argument("--data", type=Path, help="client data folder (images/, noisy_labels.csv, ...)")
     p.add_argument("--out", type=Path, help="run directory to write (replaced atomically)")
+    p.add_argument("--class-names", type=Path, default=None, metavar="FILE",
+                   help="class names, one per line in label order (default: DATA/class_names.txt if present, "
+                        "else 0 … K-1)")
     p.add_argument("--resume", type=Path, metavar="RUN", default=None,
                    help="continue the interrupted `train --out RUN` with its saved settings")
     add_train_options(p, budget_min=30)
@@ -73,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=_models, default=None, help="subset of the run's models (default: all)")
     p.add_argument("--no-tta", dest="flip_tta", action="store_false", default=None,
                    help="CNN graphs without flip test-time augmentation: ~2x faster per image, slightly less accurate")
+    p.add_argument("--int8", action="store_true",
+                   help="statically quantized int8 CNN graphs (calibrated on training images); refused when validation "
+                        "accuracy drops more than --int8-max-drop below float32")
+    p.add_argument("--int8-max-drop", type=_fraction, default=None, metavar="FRACTION",
+                   help="largest accepted int8 accuracy drop on the validation images (default: 0.01 = 1 point)")
 
     p = sub.add_parser("evaluate", help="score a bundle on a client test folder")
     p.add_argument("--bundle", required=True, type=Path)
@@ -95,23 +122,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _require_training_extras() -> None:
+    """Fail in one line, before any work, when the `train` extra is missing (e.g. in an eval-only install)."""
+    import importlib.util
+
+    for module in ("tensorflow", "keras", "tf2onnx", "skl2onnx", "cv2", "sklearn"):
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
 def _train(args) -> None:
+    _require_training_extras()
     from labelmend.train.pipeline import train
 
     resume = getattr(args, "resume", None)
     train(args.data, resume or args.out, models=args.models, time_budget_s=args.time_budget * 60, seed=args.seed,
           val_fraction=args.val_fraction, epochs=args.epochs, width=args.width, progress=not args.quiet,
-          resume=resume is not None)
+          resume=resume is not None, class_names=getattr(args, "class_names", None))
 
 
 def _export(args) -> None:
+    _require_training_extras()
     from labelmend.export.bundle import export_bundle
 
     manifest = export_bundle(args.run, args.bundle, models=args.models, flip_tta=getattr(args, "flip_tta", None),
+                             int8=getattr(args, "int8", False), int8_max_drop=getattr(args, "int8_max_drop", None),
                              progress=not args.quiet)
     for name, spec in manifest["models"].items():
-        print(f"{name}: {args.bundle / spec['file']} ({spec['size_bytes'] / 1024:.0f} KiB, "
-              f"parity max |diff| {spec['export']['parity_max_abs_diff']:.1e})")
+        line = (f"{name}: {args.bundle / spec['file']} ({spec['size_bytes'] / 1024:.0f} KiB, "
+                f"parity max |diff| {spec['export']['parity_max_abs_diff']:.1e}")
+        q = spec["export"].get("quantization")
+        if q:
+            line += (f"; int8: validation accuracy {q['val_accuracy_int8']:.4f} vs float32 {q['val_accuracy_fp32']:.4f}"
+                     f", {q['size_bytes_fp32'] / 1024:.0f} → {q['size_bytes_int8'] / 1024:.0f} KiB")
+        print(line + ")")
 
 
 def _evaluate(args) -> None:
@@ -169,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labelmend {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
-        if args.debug or exc.name not in ("tensorflow", "keras", "sklearn", "skl2onnx", "tf2onnx", "cv2", "matplotlib",
-                                          "tqdm", "onnx"):
+        if args.debug or exc.name not in _EXTRA_MODULES:
             raise
-        print(f"labelmend {args.command}: error: {exc.name} is not installed; {TRAIN_EXTRA_HINT}", file=sys.stderr)
+        extra = EXTRAS[args.command] or "eval"
+        print(f"labelmend {args.command}: error: {exc.name} is not installed; this command needs the {extra!r} extra: "
+              f"pip install 'labelmend[{extra}]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"labelmend {args.command}: interrupted; earlier outputs were left untouched", file=sys.stderr)

@@ -23,3 +23,7 @@ class InputError(LabelmendError, ValueError):
 
 class InputTypeError(LabelmendError, TypeError):
     """An image handed to the runtime has the wrong type or dtype."""
+
+
+class DeviceError(LabelmendError, RuntimeError):
+    """The requested device (e.g. CUDA) is not available to onnxruntime here."""

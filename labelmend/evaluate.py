@@ -1,5 +1,7 @@
 """`labelmend evaluate`: score every model of a bundle on a client test folder, through the runtime.
 
+Needs only the ``eval`` extra (the runtime + scikit-learn + matplotlib): test folders are listed by
+:mod:`labelmend.folders` and decoded by the runtime's own PNG reader, so neither TensorFlow nor OpenCV is imported.
 The test images are decoded and predicted in batches (a folder of any size never sits in memory whole), every model
 sees the same batch, and the outputs are written atomically into one directory:
 ``classification_report_<model>.txt`` (scikit-learn), ``confusion_<model>.png``, ``label_prediction.csv``
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from labelmend import CLASS_NAMES
 from labelmend._atomic import atomic_directory
-from labelmend.bundle_format import read_manifest
+from labelmend._progress import progress_bar
+from labelmend.bundle_format import IMAGE_SHAPE, read_manifest
 from labelmend.errors import DataError
+from labelmend.folders import test_files
 
 
 def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -27,8 +30,6 @@ def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
     from labelmend.runtime import load
-    from labelmend.train._progress import progress_bar
-    from labelmend.train.data import load_images, test_files
 
     manifest = read_manifest(bundle_dir)
     names = models or [m for m in ("baseline", "model1", "model2") if m in manifest["models"]]
@@ -36,11 +37,13 @@ def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir
     if missing:
         raise DataError(f"{bundle_dir}: bundle has no model {missing[0]!r}; it has {sorted(manifest['models'])}")
     predictors = {m: load(bundle_dir, m) for m in names}
-    paths, labels = test_files(test_dir)
+    class_names = list(manifest["class_names"])
+    k = len(class_names)
+    paths, labels = test_files(test_dir, n_classes=k)
     preds = {m: np.empty(len(paths), dtype=np.int64) for m in names}
     with progress_bar(total=len(paths), desc="evaluating", unit="img", disable=not progress) as bar:
         for start in range(0, len(paths), batch_size):
-            images = load_images(paths[start:start + batch_size], use_cache=False, progress=False)
+            images = read_images(paths[start:start + batch_size])
             for m, predictor in predictors.items():
                 preds[m][start:start + len(images)] = predictor.predict_batch(images)
             bar.update(len(images))
@@ -50,12 +53,12 @@ def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir
     reports = {}
     with atomic_directory(out_dir) as tmp:
         for m in names:
-            report = classification_report(labels, preds[m], labels=list(range(len(CLASS_NAMES))),
-                                           target_names=list(CLASS_NAMES), digits=4, zero_division=0)
+            report = classification_report(labels, preds[m], labels=list(range(k)), target_names=class_names,
+                                           digits=4, zero_division=0)
             reports[m] = report
             (tmp / f"classification_report_{m}.txt").write_text(report, encoding="utf-8")
-            cm = confusion_matrix(labels, preds[m], labels=list(range(len(CLASS_NAMES))))
-            _plot_confusion(cm, tmp / f"confusion_{m}.png", title=f"{m} on {len(paths)} test images")
+            cm = confusion_matrix(labels, preds[m], labels=list(range(k)))
+            _plot_confusion(cm, tmp / f"confusion_{m}.png", class_names, title=f"{m} on {len(paths)} test images")
             metrics["models"][m] = {"accuracy": float(accuracy_score(labels, preds[m])),
                                     "confusion_matrix": cm.tolist()}
         with open(tmp / "label_prediction.csv", "w", newline="", encoding="utf-8") as f:
@@ -68,22 +71,37 @@ def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir
     return metrics
 
 
-def _plot_confusion(cm: np.ndarray, path: Path, *, title: str) -> None:
+def read_images(paths: list[Path]) -> np.ndarray:
+    """Decode test PNGs into (N, 32, 32, 3) uint8 RGB with the runtime's reader; a wrong size names the file."""
+    from labelmend.runtime.png import read_png
+
+    out = np.empty((len(paths), *IMAGE_SHAPE), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        image = read_png(path)
+        if image.shape != IMAGE_SHAPE:
+            raise DataError(f"{path}: image is {image.shape[1]}x{image.shape[0]} pixels; expected 32x32")
+        out[i] = image
+    return out
+
+
+def _plot_confusion(cm: np.ndarray, path: Path, class_names: list[str], *, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    k = len(class_names)
+    size = max(6.5, 0.35 * k)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
     rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    k = len(CLASS_NAMES)
-    ax.set_xticks(range(k), CLASS_NAMES, rotation=45)
-    ax.set_yticks(range(k), CLASS_NAMES)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, rotation=90 if k > 10 else 45, fontsize=7 if k > 10 else 9)
+    ax.set_yticks(range(k), class_names, fontsize=7 if k > 10 else 9)
+    if k <= 20:  # counts stay legible
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

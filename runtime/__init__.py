@@ -4,7 +4,7 @@
     >>> model = rt.load("bundles/latest")          # the manifest's default model ("model2")
     >>> model.predict(image)                        # one (32, 32, 3) image, values in [0, 255] → int label
     >>> model.predict_batch(images)                 # (N, 32, 32, 3) → int64 (N,)
-    >>> model.predict_proba(image_or_images)        # (10,) or (N, 10) float32, columns in class_names order
+    >>> model.predict_proba(image_or_images)        # (K,) or (N, K) float32, columns in class_names order
     >>> rt.predict(image, "bundles/latest")         # one-off call with a cached Predictor ($LABELMEND_BUNDLE)
 
 Nothing here imports TensorFlow, scikit-learn, OpenCV, matplotlib, labelmend.train or labelmend.export;
@@ -14,11 +14,12 @@ onnxruntime itself is imported when the first Predictor is created.
 from labelmend.runtime.predictor import BUNDLE_ENV, Predictor, load, predict
 from labelmend.runtime.validation import check_images
 
-from labelmend.errors import BundleError, InputError, InputTypeError
+from labelmend.errors import BundleError, DeviceError, InputError, InputTypeError
 
 __all__ = [
     "BUNDLE_ENV",
     "BundleError",
+    "DeviceError",
     "InputError",
     "InputTypeError",
     "Predictor",

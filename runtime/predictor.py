@@ -1,6 +1,7 @@
 """Predict with a verified labelmend bundle: numpy + onnxruntime only.
 
-Notation: N images, K = 10 classes (``class_names`` in label order); an image is RGB (32, 32, 3) in [0, 255].
+Notation: N images, K classes (``class_names`` in label order, from the bundle manifest); an image is RGB
+(32, 32, 3) in [0, 255].
 
 ``onnxruntime`` is imported when the first :class:`Predictor` is created, not when this module is imported, so
 ``import labelmend.runtime`` stays cheap. ``labelmend.ext`` (the histogram kernel) is imported only by models whose
@@ -18,7 +19,7 @@ import numpy as np
 from labelmend.runtime.validation import check_images
 
 from labelmend.bundle_format import read_manifest
-from labelmend.errors import BundleError
+from labelmend.errors import BundleError, DeviceError
 
 __all__ = ["Predictor", "load", "predict", "BUNDLE_ENV"]
 
@@ -49,7 +50,7 @@ def _providers_for(device: object) -> list[str]:
         return [_CPU]
     available = _import_ort().get_available_providers()
     if device == "cuda" and _CUDA not in available:
-        raise RuntimeError(
+        raise DeviceError(
             f"device='cuda' requested but onnxruntime has no {_CUDA} (available: {available}); install "
             f"onnxruntime-gpu instead of onnxruntime (and CUDA/cuDNN), or use device='cpu' or 'auto'"
         )
@@ -124,7 +125,7 @@ def _make_session(ort, data: bytes, options, providers: list[str], path: Path, *
         else:
             if not cuda_required:
                 return session  # device="auto": CUDA is listed but unusable here; CPU it is
-            raise RuntimeError(
+            raise DeviceError(
                 f"device='cuda' requested but onnxruntime could not start a CUDA session "
                 f"({type(error).__name__}: {error}); check the CUDA/cuDNN installation, or use device='cpu'"
             ) from None
@@ -161,7 +162,7 @@ class Predictor:
         models = manifest["models"]
         name = manifest["default_model"] if model is None else model
         if name not in models:
-            raise ValueError(
+            raise BundleError(
                 f"model {name!r} is not in the bundle {str(self.bundle_dir)!r}; available: {sorted(models)}"
             )
         spec = models[name]
@@ -181,7 +182,7 @@ class Predictor:
         session = _make_session(ort, data, options, requested, path, cuda_required=device.lower() == "cuda")
         providers = tuple(session.get_providers())
         if device.lower() == "cuda" and _CUDA not in providers:
-            raise RuntimeError(
+            raise DeviceError(
                 f"device='cuda' requested but the onnxruntime session runs on {list(providers)}; check the CUDA and "
                 f"cuDNN installation that onnxruntime-gpu needs, or use device='cpu'"
             )

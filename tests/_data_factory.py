@@ -56,16 +56,20 @@ def write_labels(path: Path, labels, *, newline: str = "\n", trailing: str = "\n
     path.write_bytes(text.encode("utf-8"))
 
 
-def make_training_dir(root: Path, *, n: int = 12, n_clean: int | None = 5, seed: int = 0) -> Written:
+def make_training_dir(root: Path, *, n: int = 12, n_clean: int | None = 5, seed: int = 0,
+                      class_names: tuple[str, ...] | None = None) -> Written:
     """The client's training layout with ``n`` images, ``n`` noisy labels and ``n_clean`` clean labels (None: no
-    clean_labels.csv)."""
+    clean_labels.csv), and ``class_names.txt`` when ``class_names`` is given."""
     root = Path(root)
     (root / "images").mkdir(parents=True)
     images = random_images(n, seed)
     rng = np.random.default_rng(seed + 1)
     noisy = rng.integers(0, 10, size=n).astype(np.int64)
+    noisy[:min(n, 10)] = rng.permutation(10)[:min(n, 10)]  # every class occurs once n >= 10 (training needs it)
     paths = _write_numbered(root / "images", "", images)
     write_labels(root / "noisy_labels.csv", noisy)
+    if class_names is not None:
+        (root / "class_names.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
     clean = None
     if n_clean is not None:
         clean = rng.integers(0, 10, size=n_clean).astype(np.int64)

@@ -1,5 +1,5 @@
 """The `labelmend` command: user errors are one line on stderr + exit 1 (a traceback only with --debug), nothing is
-written on failure, usage errors exit 2, and train → export → evaluate → predict works end to end on tiny data.
+written on failure, command-line mistakes too, and train → export → evaluate → predict works end to end on tiny data.
 
 Most tests call ``labelmend.cli.main(argv)`` in-process (fast; stderr through capsys); the ones about tracebacks
 and the real entry point run ``python -m labelmend`` in a subprocess.
@@ -203,7 +203,7 @@ def test_predict_on_non_png(tmp_path, capsys):
     assert rc == 1 and err.startswith("labelmend predict: error: ") and len(err.splitlines()) == 1
 
 
-# ---- usage errors: exit 2 ------------------------------------------------------------------------------------------
+# ---- command-line mistakes: one line, exit 1 -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("argv", [
@@ -213,30 +213,108 @@ def test_predict_on_non_png(tmp_path, capsys):
     ["train", "--data", "d", "--out", "o", "--time-budget", "0"],
     ["train", "--data", "d", "--out", "o", "--time-budget", "soon"],
     ["train", "--data", "d", "--out", "o", "--epochs", "-2"],
+    ["train", "--data", "d", "--out", "o", "--val-fraction", "1.5"],
+    ["train", "--data", "d", "--out", "o", "--val-fraction", "-0.1"],
     ["train", "--data", "d"],
+    ["export", "--run", "r", "--bundle", "b", "--int8-max-drop", "2"],
     ["predict", "--bundle", "b", "--device", "tpu", "x.png"],
     ["frobnicate"],
     [],
 ], ids=lambda a: " ".join(a) or "no-args")
-def test_usage_errors_exit_2(tmp_path, capsys, argv):
+def test_command_line_mistakes_are_one_line_exit_1(tmp_path, capsys, argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    assert exc.value.code == 2
+    assert exc.value.code == 1
     err = capsys.readouterr().err
-    assert "usage:" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.startswith("labelmend") and "error: " in err, repr(err)
+    assert "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 
-def test_usage_error_subprocess_exit_2(tmp_path):
+def test_val_fraction_is_refused_before_any_image_is_loaded(tmp_path):
+    w = factory.make_training_dir(tmp_path / "data")
+    r = run_cli("train", "--data", w.root, "--out", tmp_path / "o", "--val-fraction", "1.5",
+                extra_env={"LABELMEND_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "--val-fraction" in r.stderr and "[0, 1)" in r.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()
+
+
+def test_usage_error_subprocess_is_one_line(tmp_path):
     r = run_cli("train", "--data", tmp_path, "--out", tmp_path / "o", "--models", "baseline,cnn")
-    assert r.returncode == 2 and "baseline,model1,model2" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "baseline,model1,model2" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1
+
+
+def _tiny_bundle(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("skl2onnx") is None:
+        pytest.skip("needs the bundle factory's skl2onnx")
+    import _bundle_factory as bundles
+
+    bundles.make_bundle(tmp_path / "bundle")
+    return tmp_path / "bundle"
+
+
+def _one_line_exit_1(capsys, argv, pattern):
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc == 1, captured
+    assert len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err, repr(captured.err)
+    assert re.search(pattern, captured.err), captured.err
+    return captured
+
+
+def test_predict_unknown_model_is_one_line(tmp_path, capsys):
+    bundle = _tiny_bundle(tmp_path)
+    t = factory.make_test_dir(tmp_path / "test", n=2)
+    _one_line_exit_1(capsys, ["predict", "--bundle", str(bundle), "--model", "nosuch", str(t.paths[0])],
+                     r"model 'nosuch' is not in the bundle .*available: \['baseline', 'model2'\]")
+
+
+def test_predict_on_cuda_without_cuda_is_one_line(tmp_path, capsys):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA")
+    bundle = _tiny_bundle(tmp_path)
+    t = factory.make_test_dir(tmp_path / "test", n=2)
+    _one_line_exit_1(capsys, ["predict", "--bundle", str(bundle), "--device", "cuda", str(t.paths[0])],
+                     r"device='cuda' requested but onnxruntime has no CUDAExecutionProvider")
+
+
+@pytest.mark.parametrize("make_path", ["missing", "a_file", "no_manifest", "unreadable_manifest"])
+def test_unreadable_bundle_path_is_one_line(tmp_path, capsys, make_path):
+    t = factory.make_test_dir(tmp_path / "test", n=2)
+    path = tmp_path / "b"
+    if make_path == "a_file":
+        path.write_text("not a bundle")
+    elif make_path == "no_manifest":
+        path.mkdir()
+    elif make_path == "unreadable_manifest":
+        (path / "manifest.json").mkdir(parents=True)  # a directory where the manifest file should be
+    for argv in (["predict", "--bundle", str(path), str(t.paths[0])],
+                 ["evaluate", "--bundle", str(path), "--test-data", str(t.root), "--out", str(tmp_path / "e")]):
+        _one_line_exit_1(capsys, argv, re.escape(str(path)))
+        assert not (tmp_path / "e").exists()
+
+
+def test_test_folder_with_fewer_images_than_labels_is_one_line(tmp_path, capsys):
+    bundle = _tiny_bundle(tmp_path)
+    t = factory.make_test_dir(tmp_path / "test", n=6)
+    t.paths[-1].unlink()
+    out = tmp_path / "e"
+    _one_line_exit_1(capsys, ["evaluate", "--bundle", str(bundle), "--test-data", str(t.root), "--out", str(out)],
+                     r"test00006\.png: image file not found \(test_labels\.csv has 6 labels\)")
+    assert not out.exists() and not any(p.name.startswith(".e") for p in tmp_path.iterdir())
 
 
 # ---- end to end ----------------------------------------------------------------------------------------------------
 
 
 def test_end_to_end_baseline(tmp_path, capsys):
-    w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=20)
+    w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=20, class_names=CLASS_NAMES)
     t = factory.make_test_dir(tmp_path / "test", n=10)
     run, bundle, evaluation = tmp_path / "run", tmp_path / "bundle", tmp_path / "eval"
 

@@ -329,7 +329,7 @@ BAD_CSV = {
     "blank_middle": (b"1\n\n3\n", r", line 2: .*a blank line"),
     "header": (b"label\n1\n2\n", r", line 1: .*'label'.*header"),
     "negative": (b"1\n-1\n3\n", r", line 2: label -1 is outside 0-9"),
-    "ten": (b"1\n2\n10\n", r", line 3: label 10 is outside 0-9"),
+    "over_max_classes": (b"1\n2\n100\n", r", line 3: label 100 is outside 0-99 \(labelmend supports at most 100 "),
     "float": (b"1\n3.5\n", r", line 2: .*'3\.5'"),
     "two_columns": (b"1,2\n", r", line 1: .*'1,2'"),
     "empty": (b"", r": the file holds no labels"),
@@ -357,9 +357,49 @@ def test_read_labels_refuses(tmp_path, case):
         D.read_labels(p)
 
 
+def test_read_labels_with_declared_classes_names_the_class_file(tmp_path):
+    p = tmp_path / "labels.csv"
+    p.write_bytes(b"1\n2\n10\n")
+    with pytest.raises(DataError, match=name_re(p) + r", line 3: label 10 is outside 0-9 \(class_names\.txt names 10"):
+        D.read_labels(p, n_classes=10)
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (b"cat\n\ndog\n", r", line 2: blank class name"),
+    (b"cat\ndog\ncat\n", r", line 3: class name 'cat' repeats line 1"),
+    (b"cat\n", r": 1 class names; labelmend needs 2 to 100 classes"),
+    (b"\xff\xfe", r": not a UTF-8 text file"),
+])
+def test_class_names_file_refuses(tmp_path, content, pattern):
+    p = tmp_path / "class_names.txt"
+    p.write_bytes(content)
+    with pytest.raises(DataError, match="^" + name_re(p) + pattern):
+        D.read_class_names(p)
+
+
+def test_classes_come_from_class_names_or_the_labels(tmp_path):
+    w = factory.make_training_dir(tmp_path / "a", n=12, class_names=tuple("abcdefghij"))
+    data = D.load_training_data(w.root, use_cache=False, progress=False)
+    assert data.class_names == tuple("abcdefghij") and data.n_classes == 10
+    w = factory.make_training_dir(tmp_path / "b", n=12)
+    data = D.load_training_data(w.root, use_cache=False, progress=False)
+    assert data.class_names == tuple(str(i) for i in range(10))
+    (w.root / "class_names.txt").write_text("a\nb\nc\n")
+    with pytest.raises(DataError, match=r"noisy_labels\.csv, line \d+: label \d is outside 0-2 \(class_names"):
+        D.load_training_data(w.root, use_cache=False, progress=False)
+
+
+def test_an_empty_clean_label_file_means_no_trusted_labels(tmp_path):
+    w = factory.make_training_dir(tmp_path / "a", n=12)
+    (w.root / "clean_labels.csv").write_bytes(b"")
+    assert D.load_training_data(w.root, use_cache=False, progress=False).n_clean == 0
+
+
 @pytest.mark.parametrize("csv", ["noisy_labels.csv", "clean_labels.csv"])
-@pytest.mark.parametrize("case", ["blank_middle", "header", "ten", "float", "empty"])
+@pytest.mark.parametrize("case", ["blank_middle", "header", "over_max_classes", "float", "empty"])
 def test_bad_label_files_in_training_layout(train_dir, csv, case):
+    if case == "empty" and csv == "clean_labels.csv":
+        pytest.skip("an empty clean_labels.csv means no trusted labels (see test_an_empty_clean_label_file...)")
     content, pattern = BAD_CSV[case]
     (train_dir.root / csv).write_bytes(content)
     with pytest.raises(DataError, match="^" + name_re(train_dir.root / csv) + pattern):

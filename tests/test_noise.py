@@ -30,20 +30,20 @@ def test_estimate_recovers_known_transition_matrix(t_true):
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 50_000)
     noisy = _corrupt(y, t_true, rng)
-    t_hat = noise.estimate_transition_matrix(y, noisy, pseudo_count=0)
+    t_hat = noise.estimate_transition_matrix(y, noisy, prior_strength=0)
     np.testing.assert_allclose(t_hat.sum(axis=1), 1.0)
     assert np.abs(t_hat - t_true).max() < 0.02
 
 
-def test_pseudo_count_removes_zeros_and_rows_sum_to_one():
-    t_hat = noise.estimate_transition_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), pseudo_count=1.0)
+def test_prior_removes_zeros_and_rows_sum_to_one():
+    t_hat = noise.estimate_transition_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), prior_strength=1.0)
     assert (t_hat > 0).all()
     np.testing.assert_allclose(t_hat.sum(axis=1), 1.0)
 
 
 def test_class_never_seen_without_prior_is_an_error():
     with pytest.raises(ValueError, match=r"classes \[2"):
-        noise.estimate_transition_matrix(np.array([0, 1]), np.array([0, 1]), n_classes=3, pseudo_count=0)
+        noise.estimate_transition_matrix(np.array([0, 1]), np.array([0, 1]), n_classes=3, prior_strength=0)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -104,3 +104,49 @@ def test_forward_then_posterior_are_distributions(seed, rate):
     post = noise.posterior_correction(probs, rng.integers(0, K, 7), t)
     np.testing.assert_allclose(post.sum(1), 1.0)
     assert (post >= 0).all()
+
+
+def test_prior_shrinks_small_trusted_sets_towards_symmetric_noise_not_uniform():
+    rng = np.random.default_rng(1)
+    t_true = _symmetric(0.6)
+    y = rng.integers(0, K, 200)  # 20 pairs per row
+    noisy = _corrupt(y, t_true, rng)
+    t_hat = noise.estimate_transition_matrix(y, noisy, prior_strength=5.0)
+    # a uniform prior would pull the diagonal towards 0.1; this one keeps it near the pooled agreement (~0.4)
+    assert 0.3 < np.mean(np.diag(t_hat)) < 0.5
+    # a class with no trusted pair gets the symmetric row at the pooled rate
+    t_missing = noise.estimate_transition_matrix(y[y != 3], noisy[y != 3], prior_strength=5.0)
+    row = t_missing[3]
+    assert row[3] == pytest.approx(np.mean(noisy[y != 3] == y[y != 3]), abs=0.02)
+    np.testing.assert_allclose(np.delete(row, 3), (1 - row[3]) / (K - 1))
+
+
+@pytest.mark.parametrize("t_true", [noise.symmetric(K, 0.6), noise.pair_flip(K, 0.4),
+                                    noise.pair_flip(4, 0.45, {0: 1, 1: 0, 2: 3, 3: 2})])
+def test_simulate_noise_follows_the_transition_matrix(t_true):
+    k = t_true.shape[0]
+    y = np.random.default_rng(0).integers(0, k, 100_000)
+    noisy = noise.simulate_noise(y, t_true, seed=1)
+    counted = noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0)
+    assert np.abs(counted - t_true).max() < 0.015
+    assert np.array_equal(noisy, noise.simulate_noise(y, t_true, seed=1))  # seeded
+
+
+def test_simulate_noise_refuses_a_matrix_that_is_not_row_stochastic():
+    with pytest.raises(ValueError, match="row-stochastic"):
+        noise.simulate_noise(np.array([0, 1]), np.array([[0.5, 0.6], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("t_true", [noise.symmetric(K, 0.6), noise.pair_flip(K, 0.4)])
+def test_anchor_points_recover_t_from_a_perfect_noisy_label_classifier(t_true):
+    """If P(ỹ | x) = P(y | x) @ T exactly and some images are surely of their class, the anchors give T back."""
+    rng = np.random.default_rng(0)
+    clean_probs = rng.dirichlet(np.full(K, 0.3), size=5000)
+    clean_probs[:K * 20] = np.repeat(np.eye(K), 20, axis=0)  # 20 sure images per class (under 3 % of the data)
+    t_hat = noise.estimate_transition_from_probs(clean_probs @ t_true, quantile=0.999)
+    assert np.abs(t_hat - t_true).max() < 0.05
+
+
+def test_transition_errors():
+    with pytest.raises(ValueError, match="noisy_probs must have shape"):
+        noise.estimate_transition_from_probs(np.ones(3))

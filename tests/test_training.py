@@ -204,3 +204,26 @@ def test_a_slowed_machine_still_ends_annealed_within_its_deadline(tiny, slowdown
         assert hist.steps == 20 and not hist.stopped_early
     else:
         assert hist.steps < 20 and hist.stopped_early
+
+
+def test_tensorflow_forward_corrected_loss_equals_the_numpy_forward_correction():
+    """The loss training uses: -log((softmax @ T)[ỹ]) for noisy targets, -log(softmax[y]) for direct ones. A
+    transposed T (or no T) gives other numbers, so this fails if the TF loss ever drifts from noise.py."""
+    import tensorflow as tf
+    from labelmend.train import noise
+
+    rng = np.random.default_rng(0)
+    k = 5
+    t = noise.pair_flip(k, 0.4) * 0.8 + 0.2 / k  # far from symmetric, so T and T.T differ
+    logits = rng.normal(size=(16, k)).astype(np.float32)
+    labels = rng.integers(0, k, 16)
+    forward = np.arange(16) % 2 == 0
+    got = cnn.corrected_cross_entropy(tf.constant(logits), tf.constant(cnn.one_hot(labels, k)),
+                                      tf.constant(forward), tf.constant(t, tf.float32)).numpy()
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    q = np.where(forward[:, None], noise.forward_corrected(p, t), p)
+    expected = -np.log(q[np.arange(16), labels] + 1e-7)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    wrong = -np.log(np.where(forward[:, None], p @ t.T, p)[np.arange(16), labels] + 1e-7)
+    assert np.abs(got - wrong).max() > 1e-2

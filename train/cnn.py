@@ -232,7 +232,8 @@ def fit(model, data: TrainingTargets, *, steps: int, transition: np.ndarray | No
     import keras
     import tensorflow as tf
     from keras import layers
-    from labelmend.train._progress import progress_bar
+
+    from labelmend._progress import progress_bar
 
     opt_h, aug_h = hyp["opt"], hyp["aug"]
     bs = min(opt_h["batch_size"], len(data.images))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,24 +28,40 @@ from pathlib import Path
 import numpy as np
 
 from labelmend.errors import DataError
+from labelmend.folders import (  # noqa: F401  (re-exported: the layout names belong to the data API)
+    CLASS_NAMES_TXT,
+    CLEAN_CSV,
+    N_CLASSES,
+    NOISY_CSV,
+    TEST_CSV,
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    class_names_for,
+    numbered_pngs,
+    read_class_names,
+    read_labels,
+    test_files,
+)
 
 IMAGE_SHAPE = (32, 32, 3)
-N_CLASSES = 10
-TRAIN_IMAGES, NOISY_CSV, CLEAN_CSV = "images", "noisy_labels.csv", "clean_labels.csv"
-TEST_IMAGES, TEST_CSV = "test_images", "test_labels.csv"
 _CACHE_VERSION = "3"
-_PLAIN_LABELS = re.compile(r"[ \t]*\d+[ \t]*(?:\n[ \t]*\d+[ \t]*)*", re.ASCII)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
 class TrainingData:
     """The client's training set. ``images`` (N, 32, 32, 3) uint8 RGB; ``noisy_labels`` (N,) int64;
-    ``clean_labels`` (M,) int64, the trusted labels of images 0..M-1 (M may be 0)."""
+    ``clean_labels`` (M,) int64, the trusted labels of images 0..M-1 (M may be 0); ``class_names`` the K names in
+    label order."""
 
     images: np.ndarray
     noisy_labels: np.ndarray
     clean_labels: np.ndarray
+    class_names: tuple[str, ...] = tuple(str(i) for i in range(N_CLASSES))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
 
     @property
     def n_clean(self) -> int:
@@ -60,47 +75,6 @@ class TestData:
     images: np.ndarray
     labels: np.ndarray
     paths: tuple[Path, ...]
-
-
-# ---------------------------------------------------------------- labels
-
-
-def read_labels(path: str | os.PathLike, *, n_classes: int = N_CLASSES) -> np.ndarray:
-    """Read a label file: one integer in [0, n_classes) per line.
-
-    Windows line endings and surrounding whitespace are fine, and so are blank lines at the end of the file; a blank
-    line elsewhere, a header, a non-integer or an out-of-range label is refused with the file and line number.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: label file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if lines and _PLAIN_LABELS.fullmatch("\n".join(lines)):  # the usual file: parse in one go
-        labels = np.array(list(map(int, lines)), dtype=np.int64)
-        if labels.min() >= 0 and labels.max() < n_classes:
-            return labels
-    labels = np.empty(len(lines), dtype=np.int64)  # otherwise line by line, to name the first bad line
-    for i, raw in enumerate(lines):
-        field = raw.strip()
-        if not re.fullmatch(r"[+-]?\d+", field):
-            what = "a blank line" if not field else f"{field[:40]!r}"
-            hint = " (label files have no header)" if i == 0 and field else ""
-            raise DataError(f"{path}, line {i + 1}: expected one integer label 0-{n_classes - 1}, got {what}{hint}")
-        value = int(field)
-        if not 0 <= value < n_classes:
-            raise DataError(f"{path}, line {i + 1}: label {value} is outside 0-{n_classes - 1}")
-        labels[i] = value
-    if len(labels) == 0:
-        raise DataError(f"{path}: the file holds no labels")
-    return labels
 
 
 # ---------------------------------------------------------------- images
@@ -188,7 +162,7 @@ def load_images(paths: list[str | Path], *, use_cache: bool = True, workers: int
             except (OSError, ValueError, EOFError):
                 pass  # unreadable cache entry (empty, truncated, not .npy): decode again and overwrite it
     out = np.empty((len(paths), *IMAGE_SHAPE), dtype=np.uint8)
-    from labelmend.train._progress import progress_bar
+    from labelmend._progress import progress_bar
 
     chunk = 512
     starts = range(0, len(paths), chunk)
@@ -244,57 +218,26 @@ def _write_cache(cache_file: Path, images: np.ndarray) -> None:
             pass
 
 
-def _numbered_pngs(folder: Path, n: int, *, prefix: str, labels_file: Path) -> list[str]:
-    """The paths ``folder/{prefix}00001.png … {prefix}{n:05d}.png``; refuses missing images and unlabelled extras.
-
-    Plain strings, not Path objects: for 50,000 files the difference is a large part of a cached load.
-    """
-    if not folder.is_dir():
-        raise DataError(f"{folder}: image folder not found")
-    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)\.png$", re.IGNORECASE | re.ASCII)
-    present: dict[int, str] = {}
-    for name in os.listdir(folder):
-        m = pattern.match(name)
-        if m:
-            index = int(m.group(1))
-            if index in present:  # e.g. 1.png next to 00001.png: which one is image 1?
-                first, second = sorted([present[index], name])
-                raise DataError(f"{folder}: {first} and {second} are both image number {index}; keep one")
-            present[index] = name
-    for index in range(1, n + 1):
-        if index not in present:
-            missing = folder / f"{prefix}{index:05d}.png"
-            raise DataError(f"{missing}: image file not found ({labels_file.name} has {n} labels)")
-    extra = sorted(i for i in present if i > n or i < 1)
-    if extra:
-        raise DataError(f"{folder / present[extra[0]]}: image has no label ({labels_file} has {n} lines)")
-    base = os.fspath(folder)
-    return [os.path.join(base, present[i]) for i in range(1, n + 1)]
-
-
-def load_training_data(data_dir: str | os.PathLike, *, use_cache: bool = True, progress: bool = True) -> TrainingData:
-    """Load the training layout described in the module docstring."""
+def load_training_data(data_dir: str | os.PathLike, *, use_cache: bool = True, progress: bool = True,
+                       class_names: str | os.PathLike | None = None) -> TrainingData:
+    """Load the training layout described in the module docstring; ``class_names`` overrides the folder's
+    class_names.txt with another file."""
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
-    noisy = read_labels(root / NOISY_CSV)
+    names_path = Path(class_names) if class_names is not None else root / CLASS_NAMES_TXT
+    names = read_class_names(names_path) if class_names is not None or names_path.exists() else None
+    k = len(names) if names else None
+    noisy = read_labels(root / NOISY_CSV, n_classes=k)
     clean_path = root / CLEAN_CSV
-    clean = read_labels(clean_path) if clean_path.exists() else np.empty(0, dtype=np.int64)
+    clean = (read_labels(clean_path, n_classes=k, allow_empty=True) if clean_path.exists()
+             else np.empty(0, dtype=np.int64))
+    names = class_names_for([noisy, clean], names, source=str(root / NOISY_CSV))
     if len(clean) > len(noisy):
         raise DataError(f"{clean_path}: {len(clean)} clean labels but only {len(noisy)} images/noisy labels")
-    paths = _numbered_pngs(root / TRAIN_IMAGES, len(noisy), prefix="", labels_file=root / NOISY_CSV)
+    paths = numbered_pngs(root / TRAIN_IMAGES, len(noisy), prefix="", labels_file=root / NOISY_CSV)
     images = load_images(paths, use_cache=use_cache, progress=progress, desc="decoding training images")
-    return TrainingData(images=images, noisy_labels=noisy, clean_labels=clean)
-
-
-def test_files(data_dir: str | os.PathLike) -> tuple[list[Path], np.ndarray]:
-    """The image paths and labels of a test folder (nothing decoded yet), refusing missing or unlabelled images."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataError(f"{root}: test data folder not found")
-    labels = read_labels(root / TEST_CSV)
-    paths = _numbered_pngs(root / TEST_IMAGES, len(labels), prefix="test", labels_file=root / TEST_CSV)
-    return [Path(p) for p in paths], labels
+    return TrainingData(images=images, noisy_labels=noisy, clean_labels=clean, class_names=names)
 
 
 def load_test_data(data_dir: str | os.PathLike, *, use_cache: bool = True, progress: bool = True) -> TestData:

@@ -31,6 +31,7 @@ ALL_MODELS = ("baseline", "model1", "model2")
 RESERVE_FRAC = 0.04       # of the budget, kept for inference, plots and saving ...
 RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
 CALIBRATION_STEPS = 16    # timed steps of the real network, after its warm-up steps
+TRUSTED_WARNING_PER_CLASS = 50  # fewer trusted labels per class: T's rows have standard errors above ~0.07
 CALIBRATION_IMAGES = 512  # training images kept in the run for int8 calibration at export
 CONFIG_JSON = "config.json"      # in the partial directory: the settings, so --resume needs nothing else
 PROGRESS_JSON = "progress.json"  # in the partial directory: the records of the models finished so far
@@ -58,7 +59,7 @@ def seconds_per_step(images: np.ndarray, *, hyp: dict, seed: int) -> float:
     """Median wall seconds of one training step of the real network on this machine."""
     from labelmend.train import cnn
 
-    model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
+    model = cnn.make_model(width=hyp["net"]["width"], logit_scale=hyp["net"]["logit_scale"], seed=seed)
     bs = hyp["opt"]["batch_size"]
     n = min(len(images), bs * 4)
     data = cnn.TrainingTargets(images[:n], cnn.one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
@@ -74,7 +75,8 @@ def partial_dir(out_dir: str | os.PathLike) -> Path:
 
 def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=ALL_MODELS,
           time_budget_s: float = 1800, seed: int = 0, val_fraction: float = 0.2, epochs: float | None = None,
-          width: int | None = None, progress: bool = True, resume: bool = False) -> dict:
+          width: int | None = None, progress: bool = True, resume: bool = False,
+          class_names: str | os.PathLike | None = None) -> dict:
     """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return the run record.
 
     Work happens in :func:`partial_dir` (finished models and per-epoch checkpoints land there as they are made) and
@@ -92,7 +94,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     else:
         config = {"data_dir": str(Path(data_dir).resolve()) if data_dir is not None else None, "models": list(models),
                   "time_budget_s": time_budget_s, "seed": seed, "val_fraction": val_fraction, "epochs": epochs,
-                  "width": width}
+                  "width": width, "class_names_file": str(Path(class_names).resolve()) if class_names else None}
         unknown = [m for m in models if m not in ALL_MODELS]
         if unknown:
             raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(ALL_MODELS)}")
@@ -101,7 +103,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         if time_budget_s <= 0:
             raise DataError(f"--time-budget must be positive, got {time_budget_s}")
     models, seed, time_budget_s = config["models"], config["seed"], config["time_budget_s"]
-    data = load_training_data(config["data_dir"], progress=progress)
+    data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
     _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels in {time.monotonic() - t_start:.1f} s")
 
     from labelmend.train.weak import Split
@@ -110,9 +112,14 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     cnns = [m for m in models if m != "baseline"]
     if cnns and len(split.val) == 0:
         _log("warning: no clean labels held out, so the CNNs' validation accuracy cannot be measured")
-    if "model2" in models and len(split.train_clean) == 0:
-        raise DataError(f"{config['data_dir']}: model2 needs clean labels (clean_labels.csv) beyond the validation "
-                        f"split to estimate the noise")
+    absent = sorted(set(range(data.n_classes)) - set(np.unique(data.noisy_labels).tolist()))
+    if absent:
+        raise DataError(f"{Path(config['data_dir']) / 'noisy_labels.csv'}: class {data.class_names[absent[0]]!r} "
+                        f"(label {absent[0]}) never occurs; every one of the {data.n_classes} classes needs examples")
+    if "model2" in models and len(split.train_clean) < TRUSTED_WARNING_PER_CLASS * data.n_classes:
+        _log(f"warning: {len(split.train_clean)} trusted training labels (< {TRUSTED_WARNING_PER_CLASS} per class): "
+             f"the noise transition matrix will be rough" + (" (estimated from the data alone)"
+                                                             if len(split.train_clean) == 0 else ""))
     if not resume:
         shutil.rmtree(work, ignore_errors=True)  # an abandoned interrupted run is replaced by a fresh one
         (work / runfiles.REPORTS).mkdir(parents=True)
@@ -121,6 +128,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     record = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {
         "labelmend_version": labelmend.__version__, "seed": seed, "data_dir": config["data_dir"],
         "n_images": int(len(data.images)), "n_clean": int(data.n_clean), "split": split.as_dict(),
+        "class_names": list(data.class_names), "trusted_warning_per_class": TRUSTED_WARNING_PER_CLASS,
         "time_budget_s": time_budget_s, "git_revision": runfiles.git_revision(Path(__file__).parent),
         "library_versions": runfiles.library_versions(), "models": {},
     }
@@ -219,13 +227,14 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
         deadline = None if per_model_s is None or resume else t_cnns + (i + 1) * per_model_s
         trainer = weak.train_model1 if name == "model1" else weak.train_model2
         model, rep = trainer(data.images, data.noisy_labels, data.clean_labels, split, steps=steps, seed=seed,
-                             deadline=deadline, hyp=hyp, progress=progress, checkpoints=checkpoints)
+                             deadline=deadline, hyp=hyp, progress=progress, checkpoints=checkpoints,
+                             n_classes=data.n_classes)
         model.save(work / runfiles.MODEL_FILES[name])
         plot_training_curves(rep["history"], reports / f"curves_{name}.png",
                              title=f"{name}: {rep['steps']} steps, {rep['seconds']:.0f} s")
         if "transition_matrix" in rep:
             plot_transition_matrix(np.asarray(rep["transition_matrix"]), reports / "transition_matrix.png",
-                                   n_pairs=len(split.train_clean))
+                                   class_names=data.class_names, source=rep["transition_source"])
         record["models"][name] = {
             "file": runfiles.MODEL_FILES[name], "seconds": rep["seconds"], "validation": rep["validation"],
             "training": {**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},

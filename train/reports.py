@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from labelmend import CLASS_NAMES
-
 
 def _pyplot():
     import matplotlib
@@ -44,21 +42,23 @@ def plot_training_curves(histories: dict, path: Path, *, title: str) -> Path:
     return path
 
 
-def plot_transition_matrix(transition: np.ndarray, path: Path, *, n_pairs: int) -> Path:
-    """Heatmap of T[i, j] = P(noisy = j | true = i) with the values written in."""
+def plot_transition_matrix(transition: np.ndarray, path: Path, *, class_names, source: str) -> Path:
+    """Heatmap of T[i, j] = P(noisy = j | true = i), values written in while they stay legible (K <= 20)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    im = ax.imshow(transition, cmap="viridis", vmin=0, vmax=max(0.5, float(transition.max())))
     k = transition.shape[0]
-    ax.set_xticks(range(k), CLASS_NAMES[:k], rotation=45)
-    ax.set_yticks(range(k), CLASS_NAMES[:k])
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, f"{transition[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="black" if transition[i, j] > 0.3 else "white")
+    size = max(6.5, 0.35 * k)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    im = ax.imshow(transition, cmap="viridis", vmin=0, vmax=max(0.5, float(transition.max())))
+    ax.set_xticks(range(k), class_names, rotation=90 if k > 10 else 45, fontsize=7 if k > 10 else 9)
+    ax.set_yticks(range(k), class_names, fontsize=7 if k > 10 else 9)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{transition[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if transition[i, j] > 0.3 else "white")
     ax.set_xlabel("noisy label")
     ax.set_ylabel("true (clean) label")
-    ax.set_title(f"Estimated noise transition P(noisy | true), {n_pairs} pairs")
+    ax.set_title("Noise transition P(noisy | true)\n" + source, fontsize=8)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -88,13 +88,31 @@ def write_summary(run: dict, path: Path) -> Path:
         if t.get("stopped_early"):
             cut.append(name)
     if cut:
-        lines += ["", f"**The time budget cut {', '.join(cut)}** before the planned steps (this machine ran slower than "
-                      "its calibration). The learning-rate schedule follows the budget actually left, so each still "
-                      "annealed to zero at its deadline."]
+        lines += ["", f"**The time budget cut {', '.join(cut)}** before the planned steps (this machine ran slower "
+                      "than its calibration). The learning-rate schedule follows the budget actually left, so each "
+                      "still annealed to zero at its deadline."]
     m2 = run["models"].get("model2", {}).get("training", {})
+    names = run.get("class_names") or [str(i) for i in range(len(m2.get("transition_matrix", [])))]
+    if "transition_source" in m2:
+        lines += ["", "## Noise model (Model II)", "", f"Transition matrix T: {m2['transition_source']} "
+                  "(`transition_matrix.png`)."]
+        if m2.get("transition_error_vs_validation_pairs") is not None:
+            lines.append(f"Mean L1 distance per row from T counted on the held-out images' own label pairs: "
+                         f"{m2['transition_error_vs_validation_pairs']:.3f}.")
+        floor = run.get("trusted_warning_per_class", 50) * len(names)
+        if m2.get("n_trusted_pairs", 0) < floor:
+            lines.append(f"**Warning:** {m2.get('n_trusted_pairs', 0)} trusted training labels, fewer than "
+                         f"{floor} ({floor // max(1, len(names))} per class): T is rough"
+                         + (", and was estimated without any clean label" if m2.get("n_trusted_pairs", 0) == 0
+                            else "") + "; more clean labels give a more reliable noise model.")
     if "label_correction" in m2:
         lines += ["", "## Model II label correction on the validation images (their noisy labels vs clean labels)", ""]
-        lines += [f"- {k}: {_fmt(v)}" for k, v in m2["label_correction"].items()]
+        per_class = {k: v for k, v in m2["label_correction"].items() if k.startswith("per_class")}
+        lines += [f"- {k}: {_fmt(v)}" for k, v in m2["label_correction"].items() if k not in per_class]
+        if per_class:
+            lines += ["", "| class | noisy labels right | corrected labels right |", "|---|---|---|"]
+            lines += [f"| {name} | {_fmt(a)} | {_fmt(b)} |" for name, a, b in zip(
+                names, per_class["per_class_noisy_label_accuracy"], per_class["per_class_posterior_accuracy"])]
         lines += ["", "## Model II stages (validation accuracy)", ""]
         lines += [f"- {k}: {_fmt(v['val_accuracy'])}" for k, v in m2["stages"].items()]
     lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s); "

@@ -5,7 +5,10 @@ images are split into *train* (their clean labels are used) and *val*. Val image
 (not even their noisy labels are fitted), so they stand for the client's unseen test images: their clean labels score
 every stage, and their noisy labels measure label correction on images the network never saw.
 
-Model II, in two stages sharing the budget (``HYP_NOISE``):
+Model II, in two stages sharing the budget (``HYP_NOISE``), after T is estimated: counted from the trusted
+(clean, noisy) pairs when there are at least ``min_trusted_per_class`` per class on average, otherwise (no or very
+few clean labels) from the data alone: a *stage 0* fits the noisy labels for ``estimate_frac`` of the budget and T is
+read off its predictions at anchor points (Patrini et al. 2017, §3.1), then training continues from there.
 
 A. **Forward correction.** Clean-train images fit their clean label; every other image fits its noisy label through
    T (Patrini et al. 2017, eq. 6), so the network learns P(y | x) although 6 in 10 of those labels are wrong.
@@ -26,7 +29,12 @@ from labelmend.train import cnn, noise
 HYP_NOISE = {
     "stage_a_frac": 0.6,     # share of Model II's steps spent on forward-corrected training (stage A)
     "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] (it starts from stage A)
-    "pseudo_count": 1.0,     # Dirichlet prior per cell when counting T from the clean/noisy pairs
+    "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
+                             # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
+    "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
+    "estimate_frac": 0.25,   # without enough trusted pairs: share of the steps fitting noisy labels before the
+                             # anchor-point estimate of T (stage 0; it counts towards stage A's share)
+    "anchor_quantile": 0.97,  # anchor of class i: the image at this quantile of P(noisy = i | x) (Patrini et al.)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -65,32 +73,54 @@ def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float | None:
     return float(np.mean(probs.argmax(1) == labels)) if len(labels) else None
 
 
+def _n_classes(n_classes, *labels) -> int:
+    return n_classes if n_classes is not None else max(int(lab.max()) + 1 for lab in labels if len(lab))
+
+
+def _slot(deadline: float | None, frac: float) -> float | None:
+    """The deadline of a stage given ``frac`` of the time left before ``deadline`` (None: no deadline)."""
+    if deadline is None:
+        return None
+    now = time.monotonic()
+    return now + frac * max(0.0, deadline - now)
+
+
 def train_model1(images, noisy_labels, clean_labels, split: Split, *, steps: int, seed: int = 0,
                  deadline: float | None = None, hyp: dict = cnn.HYP, progress: bool = True,
-                 checkpoints: Path | None = None):
+                 checkpoints: Path | None = None, n_classes: int | None = None):
     """Model I: every image fits its noisy label as if it were clean. Returns (model, report dict)."""
-    model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
+    k = _n_classes(n_classes, noisy_labels, clean_labels)
+    model = cnn.make_model(width=hyp["net"]["width"], logit_scale=hyp["net"]["logit_scale"], n_classes=k, seed=seed)
     train = split.training_images(len(images))
-    targets = cnn.one_hot(noisy_labels[train], smoothing=hyp["opt"]["label_smoothing"])
+    targets = cnn.one_hot(noisy_labels[train], k, smoothing=hyp["opt"]["label_smoothing"])
     data = cnn.TrainingTargets(images[train], targets, np.zeros(len(train), bool))
     val = (images[split.val], clean_labels[split.val])
     hist = cnn.fit(model, data, steps=steps, val=val, seed=seed, deadline=deadline, hyp=hyp, progress=progress,
                    desc="model1: noisy labels", checkpoint=_prefix(checkpoints, "model1"))
-    val_probs = cnn.predict_proba(model, val[0], flip_tta=hyp["eval"]["flip_tta"])
+    val_probs = cnn.predict_proba(model, val[0], batch_size=hyp["eval"]["batch_size"],
+                                  flip_tta=hyp["eval"]["flip_tta"])
     report = {"history": {"all": hist.as_dict()}, "steps": hist.steps, "planned_steps": int(steps),
               "seconds": hist.seconds, "stopped_early": hist.stopped_early, "final_lr": hist.final_lr,
               "validation": {"accuracy": _accuracy(val_probs, val[1]), "n": len(val[1])}}
     return model, report
 
 
+def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
+    """Accuracy of argmax(probs) among the images of each true class (None for a class with no image)."""
+    pred = probs.argmax(1)
+    return [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else None for c in range(n_classes)]
+
+
 def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int, seed: int = 0,
                  deadline: float | None = None, hyp: dict = cnn.HYP, hyp_noise: dict = HYP_NOISE,
-                 progress: bool = True, checkpoints: Path | None = None):
+                 progress: bool = True, checkpoints: Path | None = None, n_classes: int | None = None):
     """Model II (module docstring). Returns (model, report dict with T and each stage's validation numbers)."""
     n = len(images)
+    k = _n_classes(n_classes, noisy_labels, clean_labels)
     smoothing = hyp["opt"]["label_smoothing"]
-    transition = noise.estimate_transition_matrix(clean_labels[split.train_clean], noisy_labels[split.train_clean],
-                                                  pseudo_count=hyp_noise["pseudo_count"])
+    flip_tta, eval_bs = hyp["eval"]["flip_tta"], hyp["eval"]["batch_size"]
+    n_trusted = len(split.train_clean)
+    trusted_pairs = n_trusted >= hyp_noise["min_trusted_per_class"] * k
     is_clean = np.zeros(n, bool)
     is_clean[split.train_clean] = True
     # every training image once, the clean-labelled ones clean_repeat times
@@ -98,21 +128,53 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     train_images, is_clean_train = images[train], is_clean[train]
     val = (images[split.val], clean_labels[split.val])
     noisy_val = noisy_labels[split.val]
-    report = {"transition_matrix": transition.tolist(), "history": {}, "stages": {}}
+    report = {"history": {}, "stages": {}, "n_trusted_pairs": int(n_trusted)}
+    model = cnn.make_model(width=hyp["net"]["width"], logit_scale=hyp["net"]["logit_scale"], n_classes=k, seed=seed)
+    targets = cnn.one_hot(noisy_labels, k)
+    targets[is_clean] = cnn.one_hot(clean_labels[split.train_clean], k, smoothing=smoothing)
+    steps_done = 0
 
-    # Stage A: clean labels direct, noisy labels through T. It gets stage_a_frac of the steps and of the time left.
-    steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])))
-    now = time.monotonic()
-    deadline_a = None if deadline is None else now + hyp_noise["stage_a_frac"] * (deadline - now)
-    targets = cnn.one_hot(noisy_labels)
-    targets[is_clean] = cnn.one_hot(clean_labels[split.train_clean], smoothing=smoothing)
-    model = cnn.make_model(width=hyp["net"]["width"], seed=seed)
+    if trusted_pairs:
+        transition = noise.estimate_transition_matrix(clean_labels[split.train_clean],
+                                                      noisy_labels[split.train_clean], n_classes=k,
+                                                      prior_strength=hyp_noise["prior_strength"])
+        report["transition_source"] = (f"counted from {n_trusted} trusted (clean, noisy) label pairs, Dirichlet prior "
+                                       f"of {hyp_noise['prior_strength']:g} pseudo-pairs per row")
+        frac_a = hyp_noise["stage_a_frac"]
+    else:
+        # Stage 0: too few trusted labels to count T: fit the noisy labels for a while, then read T off the
+        # network's own predictions of the noisy label at its anchor points.
+        frac0 = hyp_noise["estimate_frac"]
+        steps_0 = max(1, int(round(steps * frac0)))
+        direct = cnn.TrainingTargets(train_images, targets[train], np.zeros(len(train), bool))
+        hist_0 = cnn.fit(model, direct, steps=steps_0, val=val, seed=seed + 2, deadline=_slot(deadline, frac0),
+                         hyp=hyp, progress=progress, desc="model2 0: noisy labels, for T",
+                         checkpoint=_prefix(checkpoints, "model2_0"))
+        report["history"]["0"] = hist_0.as_dict()
+        steps_done = hist_0.steps
+        pool = split.training_images(n)
+        noisy_probs = cnn.predict_proba(model, images[pool], batch_size=eval_bs, flip_tta=False)
+        transition = noise.estimate_transition_from_probs(noisy_probs, quantile=hyp_noise["anchor_quantile"])
+        report["transition_source"] = (f"estimated without trusted pairs ({n_trusted} < "
+                                       f"{hyp_noise['min_trusted_per_class']} per class): anchor points of a network "
+                                       f"trained on the noisy labels (Patrini et al. 2017)")
+        frac_a = (hyp_noise["stage_a_frac"] - frac0) / (1.0 - frac0)
+    report["transition_matrix"] = transition.tolist()
+    if len(split.val):  # how far T is from the noise on the held-out images (their pairs were never used)
+        counted = noise.estimate_transition_matrix(val[1], noisy_val, n_classes=k, prior_strength=0.0) \
+            if len(np.unique(val[1])) == k else None
+        report["transition_error_vs_validation_pairs"] = (
+            None if counted is None else float(np.mean(np.abs(counted - transition).sum(axis=1))))
+
+    # Stage A: clean labels direct, noisy labels through T. It gets stage_a_frac of the steps and of the time.
+    steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])) - steps_done)
     hist_a = cnn.fit(model, cnn.TrainingTargets(train_images, targets[train], ~is_clean_train), steps=steps_a,
                      transition=transition,
-                     val=val, seed=seed, deadline=deadline_a, hyp=hyp, progress=progress,
+                     val=val, seed=seed, deadline=_slot(deadline, frac_a), hyp=hyp, progress=progress,
                      desc="model2 A: forward correction", checkpoint=_prefix(checkpoints, "model2_A"))
     report["history"]["A"] = hist_a.as_dict()
-    probs = cnn.predict_proba(model, images, flip_tta=hyp["eval"]["flip_tta"])
+    steps_done += hist_a.steps
+    probs = cnn.predict_proba(model, images, batch_size=eval_bs, flip_tta=flip_tta)
     posterior = noise.posterior_correction(probs, noisy_labels, transition)
     report["stages"]["A_forward_correction"] = {"val_accuracy": _accuracy(probs[split.val], val[1])}
     report["label_correction"] = {
@@ -123,10 +185,11 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     }
 
     # Stage B: clean labels + posterior soft labels, a fresh (lower) learning-rate cycle from stage A's weights.
-    # Stage B gets the planned steps stage A did not use and the time left until the model's deadline.
-    steps_b = steps - hist_a.steps
+    # Stage B gets the planned steps stages 0 and A did not use and the time left until the model's deadline.
+    steps_b = steps - steps_done
+    final_probs, final_posterior = probs[split.val], posterior[split.val]
     if steps_b > 0:
-        soft = (1 - smoothing) * posterior + smoothing / posterior.shape[1]
+        soft = (1 - smoothing) * posterior + smoothing / k
         soft[is_clean] = targets[is_clean]
         hyp_b = cnn.hyperparameters(**{g: dict(v) for g, v in hyp.items()})
         hyp_b["opt"]["lr"] = hyp["opt"]["lr"] * hyp_noise["stage_b_lr_scale"]
@@ -135,13 +198,14 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
                          steps=steps_b, val=val, seed=seed + 1, deadline=deadline, hyp=hyp_b, progress=progress,
                          desc="model2 B: relabelled", checkpoint=_prefix(checkpoints, "model2_B"))
         report["history"]["B"] = hist_b.as_dict()
-        val_probs = cnn.predict_proba(model, val[0], flip_tta=hyp["eval"]["flip_tta"])
-        report["stages"]["B_posterior_relabel"] = {"val_accuracy": _accuracy(val_probs, val[1])}
-        posterior_b = noise.posterior_correction(val_probs, noisy_val, transition)
-        report["label_correction"]["posterior_accuracy_after_B"] = _accuracy(posterior_b, val[1])
-        final_probs = val_probs
-    else:
-        final_probs = probs[split.val]
+        final_probs = cnn.predict_proba(model, val[0], batch_size=eval_bs, flip_tta=flip_tta)
+        report["stages"]["B_posterior_relabel"] = {"val_accuracy": _accuracy(final_probs, val[1])}
+        final_posterior = noise.posterior_correction(final_probs, noisy_val, transition)
+        report["label_correction"]["posterior_accuracy_after_B"] = _accuracy(final_posterior, val[1])
+    if len(split.val):
+        report["label_correction"]["per_class_posterior_accuracy"] = per_class_accuracy(final_posterior, val[1], k)
+        report["label_correction"]["per_class_noisy_label_accuracy"] = per_class_accuracy(
+            cnn.one_hot(noisy_val, k), val[1], k)
     report["steps"] = int(sum(h["steps"] for h in report["history"].values()))
     report["seconds"] = float(sum(h["seconds"] for h in report["history"].values()))
     report["planned_steps"] = int(steps)

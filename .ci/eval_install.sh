@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The eval-only install (issue 11): `pip install ".[eval]"` in its own venv must run `labelmend evaluate` and
+# `labelmend predict` with no TensorFlow, tf2onnx or OpenCV importable, and `train` must name the extra it needs.
+# Usage: .ci/eval_install.sh   (from the repository root, after .venv has the test extras for the bundle factory)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# a real, small bundle (skl2onnx baseline + ONNX linear model2), built with the main venv's test tools
+(cd tests && ../.venv/bin/python -c "import _bundle_factory as f, sys; f.make_bundle(sys.argv[1])" "$work/bundle")
+
+python3 -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install --quiet --upgrade pip
+"$work/venv/bin/python" -m pip install --quiet ".[eval]"
+"$work/venv/bin/python" - <<'PY'
+import importlib.util
+present = [m for m in ("tensorflow", "tf2onnx", "cv2", "keras") if importlib.util.find_spec(m) is not None]
+assert not present, f"the eval install pulled in {present}"
+print("eval install: tensorflow, tf2onnx, cv2, keras not importable")
+PY
+cd "$work"  # run outside the checkout, so the installed package (not the source tree) is what runs
+"$work/venv/bin/labelmend" --quiet evaluate --bundle bundle --test-data "$OLDPWD/data/sample/test" --out evaluation \
+  > evaluate.log
+grep -q "=== baseline: accuracy" evaluate.log && grep -q "=== model2: accuracy" evaluate.log
+test -s evaluation/label_prediction.csv && test -s evaluation/confusion_model2.png
+"$work/venv/bin/labelmend" predict --bundle bundle "$OLDPWD/data/sample/test/test_images/test00001.png"
+set +e
+"$work/venv/bin/labelmend" train --data "$OLDPWD/data/sample/train" --out run 2> train.err
+rc=$?
+set -e
+test "$rc" = 1 && test "$(wc -l < train.err)" = 1 && grep -q "labelmend\[train\]" train.err
+test ! -e run
+echo "eval install: evaluate, predict work; train says: $(cat train.err)"
