@@ -227,3 +227,29 @@ def test_tensorflow_forward_corrected_loss_equals_the_numpy_forward_correction()
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     wrong = -np.log(np.where(forward[:, None], p @ t.T, p)[np.arange(16), labels] + 1e-7)
     assert np.abs(got - wrong).max() > 1e-2
+
+
+def test_int8_export_records_its_accuracy_change_and_refuses_a_drop_beyond_the_limit(tmp_path, monkeypatch):
+    """`labelmend export --int8`: quantized CNN graphs, scored against float32 on the run's validation images."""
+    import _data_factory as factory
+    from labelmend.export.bundle import export_bundle
+    from labelmend.export.onnx_models import ExportError
+    from labelmend.runtime import load
+    from labelmend.train.pipeline import train
+
+    monkeypatch.setenv("LABELMEND_CACHE", str(tmp_path / "cache"))
+    w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=30)
+    train(w.root, tmp_path / "run", models=["model2"], epochs=1, width=4, progress=False)
+    manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", int8=True, int8_max_drop=1.0, progress=False)
+    q = manifest["models"]["model2"]["export"]["quantization"]
+    assert q["validation_images"] == 6 and q["calibration_images"] == 54
+    assert q["size_bytes_int8"] < q["size_bytes_fp32"]
+    assert q["accuracy_drop"] == pytest.approx(q["val_accuracy_fp32"] - q["val_accuracy_int8"])
+    assert manifest["models"]["model2"]["validation"]["accuracy"] == q["val_accuracy_int8"]
+    predictor = load(tmp_path / "bundle")
+    proba = predictor.predict_proba(w.images[:8])
+    assert proba.shape == (8, 10) and np.allclose(proba.sum(1), 1, atol=1e-3)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ExportError, match=r"model2: int8 validation accuracy .* below float32"):
+        export_bundle(tmp_path / "run", tmp_path / "refused", int8=True, int8_max_drop=-1.0, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written
