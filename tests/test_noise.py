@@ -150,3 +150,12 @@ def test_anchor_points_recover_t_from_a_perfect_noisy_label_classifier(t_true):
 def test_transition_errors():
     with pytest.raises(ValueError, match="noisy_probs must have shape"):
         noise.estimate_transition_from_probs(np.ones(3))
+
+
+def test_clean_probabilities_are_recovered_from_noisy_label_probabilities():
+    rng = np.random.default_rng(0)
+    clean = rng.dirichlet(np.ones(K), size=100)
+    t = noise.pair_flip(K, 0.3) * 0.9 + 0.1 / K
+    np.testing.assert_allclose(noise.clean_from_noisy_probs(clean @ t, t), clean, atol=1e-9)
+    flat = np.full((K, K), 1.0 / K)  # singular: nothing can be undone, the input comes back
+    np.testing.assert_array_equal(noise.clean_from_noisy_probs(clean, flat), clean)

@@ -123,6 +123,19 @@ def posterior_correction(probs: np.ndarray, noisy_labels: np.ndarray, transition
     return np.where(total > 0, joint / np.where(total > 0, total, 1.0), probs)
 
 
+def clean_from_noisy_probs(noisy_probs: np.ndarray, transition: np.ndarray, *, max_condition: float = 1e3
+                           ) -> np.ndarray:
+    """P(y | x) (N, K) from a classifier of the noisy label, P(ỹ | x) = P(y | x) · T: solved through T⁻¹, clipped at
+    0 and renormalised. A T too close to singular (condition number above ``max_condition``) cannot be inverted
+    safely: the noisy-label probabilities are returned as they are."""
+    noisy_probs = np.asarray(noisy_probs, dtype=np.float64)
+    if np.linalg.cond(transition) > max_condition:
+        return noisy_probs
+    clean = np.clip(noisy_probs @ np.linalg.inv(transition), 0.0, None)
+    total = clean.sum(axis=1, keepdims=True)
+    return np.where(total > 0, clean / np.where(total > 0, total, 1.0), noisy_probs)
+
+
 def forward_corrected(probs: np.ndarray, transition: np.ndarray) -> np.ndarray:
     """P(ỹ | x) = probs @ T, (N, K): what a classifier of the true label predicts about the noisy one."""
     return np.asarray(probs) @ transition

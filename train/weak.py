@@ -6,9 +6,9 @@ images are split into *train* (their clean labels are used) and *val*. Val image
 every stage, and their noisy labels measure label correction on images the network never saw.
 
 Model II, in two stages sharing the budget (``HYP_NOISE``), after T is estimated: counted from the trusted
-(clean, noisy) pairs when there are at least ``min_trusted_per_class`` per class on average, otherwise (no or very
-few clean labels) from the data alone: a *stage 0* fits the noisy labels for ``estimate_frac`` of the budget and T is
-read off its predictions at anchor points (Patrini et al. 2017, §3.1), then training continues from there.
+(clean, noisy) pairs when there are at least ``min_trusted_per_class`` per class on average. Otherwise (no or very
+few clean labels) stage A fits the noisy labels as they are, T is read off that network's predictions at anchor
+points (Patrini et al. 2017, §3.1), and stage B relabels with it: no forward correction through a guessed T.
 
 A. **Forward correction.** Clean-train images fit their clean label; every other image fits its noisy label through
    T (Patrini et al. 2017, eq. 6), so the network learns P(y | x) although 6 in 10 of those labels are wrong.
@@ -32,8 +32,6 @@ HYP_NOISE = {
     "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
-    "estimate_frac": 0.25,   # without enough trusted pairs: share of the steps fitting noisy labels before the
-                             # anchor-point estimate of T (stage 0; it counts towards stage A's share)
     "anchor_quantile": 0.97,  # anchor of class i: the image at this quantile of P(noisy = i | x) (Patrini et al.)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
@@ -132,7 +130,7 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     model = cnn.make_model(width=hyp["net"]["width"], logit_scale=hyp["net"]["logit_scale"], n_classes=k, seed=seed)
     targets = cnn.one_hot(noisy_labels, k)
     targets[is_clean] = cnn.one_hot(clean_labels[split.train_clean], k, smoothing=smoothing)
-    steps_done = 0
+    transition = None
 
     if trusted_pairs:
         transition = noise.estimate_transition_matrix(clean_labels[split.train_clean],
@@ -140,43 +138,36 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
                                                       prior_strength=hyp_noise["prior_strength"])
         report["transition_source"] = (f"counted from {n_trusted} trusted (clean, noisy) label pairs, Dirichlet prior "
                                        f"of {hyp_noise['prior_strength']:g} pseudo-pairs per row")
-        frac_a = hyp_noise["stage_a_frac"]
-    else:
-        # Stage 0: too few trusted labels to count T: fit the noisy labels for a while, then read T off the
-        # network's own predictions of the noisy label at its anchor points.
-        frac0 = hyp_noise["estimate_frac"]
-        steps_0 = max(1, int(round(steps * frac0)))
-        direct = cnn.TrainingTargets(train_images, targets[train], np.zeros(len(train), bool))
-        hist_0 = cnn.fit(model, direct, steps=steps_0, val=val, seed=seed + 2, deadline=_slot(deadline, frac0),
-                         hyp=hyp, progress=progress, desc="model2 0: noisy labels, for T",
-                         checkpoint=_prefix(checkpoints, "model2_0"))
-        report["history"]["0"] = hist_0.as_dict()
-        steps_done = hist_0.steps
-        pool = split.training_images(n)
-        noisy_probs = cnn.predict_proba(model, images[pool], batch_size=eval_bs, flip_tta=False)
-        transition = noise.estimate_transition_from_probs(noisy_probs, quantile=hyp_noise["anchor_quantile"])
+
+    # Stage A: clean labels direct; noisy labels through T when T is known (forward correction), else taken as they
+    # are (T is then read off this network afterwards). Stage A gets stage_a_frac of the steps and of the time.
+    steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])))
+    forward = ~is_clean_train if trusted_pairs else np.zeros(len(train), bool)
+    hist_a = cnn.fit(model, cnn.TrainingTargets(train_images, targets[train], forward), steps=steps_a,
+                     transition=transition if trusted_pairs else None, val=val, seed=seed,
+                     deadline=_slot(deadline, hyp_noise["stage_a_frac"]), hyp=hyp, progress=progress,
+                     desc="model2 A: forward correction" if trusted_pairs else "model2 A: noisy labels, for T",
+                     checkpoint=_prefix(checkpoints, "model2_A"))
+    report["history"]["A"] = hist_a.as_dict()
+    probs = cnn.predict_proba(model, images, batch_size=eval_bs, flip_tta=flip_tta)
+    if not trusted_pairs:
+        # Too few trusted pairs to count T: this network predicts the *noisy* label, P(ỹ | x) = P(y | x) · T, so
+        # its rows at anchor points (images surely of one class) are rows of T (Patrini et al. 2017, §3.1).
+        transition = noise.estimate_transition_from_probs(probs[split.training_images(n)],
+                                                          quantile=hyp_noise["anchor_quantile"])
         report["transition_source"] = (f"estimated without trusted pairs ({n_trusted} < "
                                        f"{hyp_noise['min_trusted_per_class']} per class): anchor points of a network "
                                        f"trained on the noisy labels (Patrini et al. 2017)")
-        frac_a = (hyp_noise["stage_a_frac"] - frac0) / (1.0 - frac0)
     report["transition_matrix"] = transition.tolist()
-    if len(split.val):  # how far T is from the noise on the held-out images (their pairs were never used)
-        counted = noise.estimate_transition_matrix(val[1], noisy_val, n_classes=k, prior_strength=0.0) \
-            if len(np.unique(val[1])) == k else None
-        report["transition_error_vs_validation_pairs"] = (
-            None if counted is None else float(np.mean(np.abs(counted - transition).sum(axis=1))))
-
-    # Stage A: clean labels direct, noisy labels through T. It gets stage_a_frac of the steps and of the time.
-    steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])) - steps_done)
-    hist_a = cnn.fit(model, cnn.TrainingTargets(train_images, targets[train], ~is_clean_train), steps=steps_a,
-                     transition=transition,
-                     val=val, seed=seed, deadline=_slot(deadline, frac_a), hyp=hyp, progress=progress,
-                     desc="model2 A: forward correction", checkpoint=_prefix(checkpoints, "model2_A"))
-    report["history"]["A"] = hist_a.as_dict()
-    steps_done += hist_a.steps
-    probs = cnn.predict_proba(model, images, batch_size=eval_bs, flip_tta=flip_tta)
+    if len(split.val) and len(np.unique(val[1])) == k:  # T vs the noise of the held-out pairs (never used)
+        counted = noise.estimate_transition_matrix(val[1], noisy_val, n_classes=k, prior_strength=0.0)
+        report["transition_error_vs_validation_pairs"] = float(np.mean(np.abs(counted - transition).sum(axis=1)))
+    steps_done = hist_a.steps
+    if not trusted_pairs:  # this network predicts ỹ: undo T to get P(y | x) before the noisy label adds evidence
+        probs = noise.clean_from_noisy_probs(probs, transition).astype(np.float32)
     posterior = noise.posterior_correction(probs, noisy_labels, transition)
-    report["stages"]["A_forward_correction"] = {"val_accuracy": _accuracy(probs[split.val], val[1])}
+    report["stages"]["A_forward_correction" if trusted_pairs else "A_noisy_labels"] = {
+        "val_accuracy": _accuracy(probs[split.val], val[1])}
     report["label_correction"] = {
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
         "classifier_accuracy": _accuracy(probs[split.val], val[1]),
@@ -185,7 +176,7 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     }
 
     # Stage B: clean labels + posterior soft labels, a fresh (lower) learning-rate cycle from stage A's weights.
-    # Stage B gets the planned steps stages 0 and A did not use and the time left until the model's deadline.
+    # Stage B gets the planned steps stage A did not use and the time left until the model's deadline.
     steps_b = steps - steps_done
     final_probs, final_posterior = probs[split.val], posterior[split.val]
     if steps_b > 0:
