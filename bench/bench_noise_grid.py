@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--trusted", default="0,200,1000,8000")
     ap.add_argument("--noise", default=",".join(NOISE), help="comma-separated subset of: " + ", ".join(NOISE))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--undo-noise", action="store_true",
+                    help="ablation: without trusted pairs, relabel from P(noisy | x)·T⁻¹ instead of P(noisy | x)")
     ap.add_argument("--out-json", type=Path)
     args = ap.parse_args()
     configure_tensorflow(args.seed)
@@ -81,8 +83,9 @@ def main() -> None:
                 _, r1 = weak.train_model1(images, noisy, clean, split, steps=args.steps, seed=args.seed, hyp=hyp,
                                           progress=False, n_classes=k)
                 model1_acc = r1["validation"]["accuracy"]
+            hyp_noise = {**weak.HYP_NOISE, "undo_noise_without_pairs": args.undo_noise}
             _, r2 = weak.train_model2(images, noisy, clean, split, steps=args.steps, seed=args.seed, hyp=hyp,
-                                      progress=False, n_classes=k)
+                                      hyp_noise=hyp_noise, progress=False, n_classes=k)
             lc = r2["label_correction"]
             corrected = lc.get("posterior_accuracy_after_B", lc["posterior_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))

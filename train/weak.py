@@ -32,6 +32,8 @@ HYP_NOISE = {
     "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
+    "undo_noise_without_pairs": False,  # without trusted pairs, P(y|x) = P(ỹ|x)·T⁻¹ before relabelling? Off:
+                                        # with the anchor T it cost 9.5 pt (BENCHMARKS.md §7, ablation)
     "anchor_quantile": 0.97,  # anchor of class i: the image at this quantile of P(noisy = i | x) (Patrini et al.)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
@@ -163,7 +165,8 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
         counted = noise.estimate_transition_matrix(val[1], noisy_val, n_classes=k, prior_strength=0.0)
         report["transition_error_vs_validation_pairs"] = float(np.mean(np.abs(counted - transition).sum(axis=1)))
     steps_done = hist_a.steps
-    if not trusted_pairs:  # this network predicts ỹ: undo T to get P(y | x) before the noisy label adds evidence
+    if not trusted_pairs and hyp_noise["undo_noise_without_pairs"]:
+        # this network predicts ỹ: undo T to get P(y | x) before the noisy label adds evidence
         probs = noise.clean_from_noisy_probs(probs, transition).astype(np.float32)
     posterior = noise.posterior_correction(probs, noisy_labels, transition)
     report["stages"]["A_forward_correction" if trusted_pairs else "A_noisy_labels"] = {
