@@ -33,7 +33,7 @@ HYP_NOISE = {
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
     "undo_noise_without_pairs": False,  # without trusted pairs, P(y|x) = P(ỹ|x)·T⁻¹ before relabelling? Off:
-                                        # with the anchor T it cost 9.5 pt (BENCHMARKS.md §7, ablation)
+                                        # with the anchor T it cost 11 pt (BENCHMARKS.md §7, ablation)
     "anchor_quantile": 0.97,  # anchor of class i: the image at this quantile of P(noisy = i | x) (Patrini et al.)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
