@@ -248,32 +248,13 @@ def bench_quantized(bundle: Path, out_path: Path, calib: np.ndarray, calib_src: 
                     extra: np.ndarray | None, clean: np.ndarray | None, repeats: int) -> dict:
     import labelmend.runtime as rt
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from labelmend.export.quantize import quantize_graph
 
     fp32_path = bundle / rt.load(bundle, "model2", device="cpu").manifest["file"]
     input_name = rt.load(bundle, "model2", device="cpu").manifest["input"]["name"]
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    pre_path = out_path.with_suffix(".pre.onnx")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            x = calib.astype(np.float32)
-            self._it = iter([{input_name: x[i:i + 32]} for i in range(0, len(x), 32)])
-
-        def get_next(self):
-            return next(self._it, None)
-
     t0 = time.perf_counter()
-    import logging
-
-    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's "consider pre-processing" chatter
-    quant_pre_process(str(fp32_path), str(pre_path), skip_symbolic_shape=True)
-    # Conv + MatMul only: the Softmax output stays float (quantizing it would round probabilities to 1/255).
-    quantize_static(str(pre_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["Conv", "MatMul"])
-    pre_path.unlink(missing_ok=True)
+    out_path.write_bytes(quantize_graph(fp32_path.read_bytes(), calib))  # what `labelmend export --int8` ships
     seconds = time.perf_counter() - t0
 
     opts = ort.SessionOptions()

@@ -65,6 +65,12 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
         if not (run_dir / needed).is_file():
             raise DataError(f"{run_dir / needed}: missing from the run directory; train again")
     parity_images = np.load(run_dir / PARITY_IMAGES)
+    if quantized:  # read once for every quantized model
+        from labelmend.export.quantize import MAX_DROP, quantize_cnn
+
+        calibration = np.load(run_dir / CALIBRATION)
+        with np.load(run_dir / VALIDATION) as val:
+            val_images, val_labels = val["images"], val["labels"]
     entries = {}
     with atomic_directory(bundle_dir) as tmp, progress_bar(total=len(models), desc="exporting to ONNX", unit="model",
                                                             disable=not progress) as bar:
@@ -86,11 +92,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
                 data, spec = cnn_to_onnx(model, parity_images, flip_tta=tta)
                 spec["preprocessing"] = "raw_rgb"
                 if name in quantized:
-                    from labelmend.export.quantize import MAX_DROP, quantize_cnn
-
-                    with np.load(run_dir / VALIDATION) as val:
-                        val_images, val_labels = val["images"], val["labels"]
-                    data, facts = quantize_cnn(data, np.load(run_dir / CALIBRATION), val_images, val_labels,
+                    data, facts = quantize_cnn(data, calibration, val_images, val_labels,
                                                max_drop=MAX_DROP if int8_max_drop is None else int8_max_drop,
                                                name=name)
                     spec["export"]["quantization"] = facts

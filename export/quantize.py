@@ -1,9 +1,10 @@
 """Static int8 quantization of the exported CNN graphs, with the accuracy change measured before it is accepted.
 
-onnxruntime's ``quantize_static`` in QDQ format, convolutions and the classifier's matrix product only: weights int8
-per output channel, activations uint8 with ranges calibrated (MinMax) on a sample of the run's *training* images, never the validation images it is then
-scored on. :func:`quantize_cnn` refuses the result when its validation accuracy drops more than ``max_drop`` below
-the float32 graph's, so a bundle never ships an int8 model whose cost in accuracy is unknown or too high.
+onnxruntime's ``quantize_static`` in QDQ format, convolutions and the classifier's matrix product only: weights
+int8 per output channel, activations uint8 with ranges calibrated (MinMax) on a sample of the run's *training*
+images, never the validation images it is then scored on. :func:`quantize_cnn` refuses the result when its
+validation accuracy drops more than ``max_drop`` below the float32 graph's, so a bundle never ships an int8 model
+whose cost in accuracy is unknown or too high.
 """
 
 from __future__ import annotations
@@ -37,13 +38,10 @@ def onnx_accuracy(model_bytes: bytes, images: np.ndarray, labels: np.ndarray, *,
     return float(np.mean(preds == labels))
 
 
-def quantize_cnn(model_bytes: bytes, calibration: np.ndarray, val_images: np.ndarray, val_labels: np.ndarray, *,
-                 max_drop: float = MAX_DROP, name: str = "model") -> tuple[bytes, dict]:
-    """float32 ONNX bytes → (int8 ONNX bytes, facts: validation accuracy fp32/int8, drop, sizes).
-
-    ``calibration`` (M, 32, 32, 3): training images for the activation ranges. Raises ExportError when the int8
-    graph's accuracy on (``val_images``, ``val_labels``) is more than ``max_drop`` below the float32 graph's.
-    """
+def quantize_graph(model_bytes: bytes, calibration: np.ndarray) -> bytes:
+    """float32 ONNX bytes (images → probabilities) → int8 QDQ ONNX bytes, activation ranges from ``calibration``
+    (M, 32, 32, 3) images. Conv + MatMul only: the softmax output stays float (quantized, probabilities would round
+    to 1/255 and tie)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -68,11 +66,20 @@ def quantize_cnn(model_bytes: bytes, calibration: np.ndarray, val_images: np.nda
         src, pre, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        # Conv + MatMul only: the softmax output stays float (quantized, probabilities would round to 1/255 and tie)
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv", "MatMul"], calibrate_method=CalibrationMethod.MinMax)
-        int8 = dst.read_bytes()
+        return dst.read_bytes()
+
+
+def quantize_cnn(model_bytes: bytes, calibration: np.ndarray, val_images: np.ndarray, val_labels: np.ndarray, *,
+                 max_drop: float = MAX_DROP, name: str = "model") -> tuple[bytes, dict]:
+    """float32 ONNX bytes → (int8 ONNX bytes, facts: validation accuracy fp32/int8, drop, sizes).
+
+    ``calibration`` (M, 32, 32, 3): training images for the activation ranges. Raises ExportError when the int8
+    graph's accuracy on (``val_images``, ``val_labels``) is more than ``max_drop`` below the float32 graph's.
+    """
+    int8 = quantize_graph(model_bytes, calibration)
     acc_fp32 = onnx_accuracy(model_bytes, val_images, val_labels)
     acc_int8 = onnx_accuracy(int8, val_images, val_labels)
     facts = {"method": "onnxruntime quantize_static, QDQ, int8 weights per channel, uint8 activations (MinMax)",
