@@ -18,7 +18,8 @@ SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")
 # which extra each command needs beyond the runtime (numpy + onnxruntime)
 EXTRAS = {"train": "train", "export": "train", "run": "train", "evaluate": "eval", "predict": None}
-_EXTRA_MODULES = ("tensorflow", "keras", "sklearn", "skl2onnx", "tf2onnx", "cv2", "matplotlib", "tqdm", "onnx")
+_TRAIN_MODULES = ("tensorflow", "keras", "tf2onnx", "skl2onnx", "cv2", "sklearn")
+_EXTRA_MODULES = (*_TRAIN_MODULES, "matplotlib", "tqdm", "onnx")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,7 +127,7 @@ def _require_training_extras() -> None:
     """Fail in one line, before any work, when the `train` extra is missing (e.g. in an eval-only install)."""
     import importlib.util
 
-    for module in ("tensorflow", "keras", "tf2onnx", "skl2onnx", "cv2", "sklearn"):
+    for module in _TRAIN_MODULES:
         if importlib.util.find_spec(module) is None:
             raise ModuleNotFoundError(f"No module named {module!r}", name=module)
 

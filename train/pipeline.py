@@ -106,7 +106,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
     _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels in {time.monotonic() - t_start:.1f} s")
 
-    from labelmend.train.weak import Split
+    from labelmend.train.weak import Split, counts_transition
 
     split = Split.make(data.n_clean, val_fraction=config["val_fraction"], seed=seed)
     cnns = [m for m in models if m != "baseline"]
@@ -116,10 +116,11 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     if absent:
         raise DataError(f"{Path(config['data_dir']) / 'noisy_labels.csv'}: class {data.class_names[absent[0]]!r} "
                         f"(label {absent[0]}) never occurs; every one of the {data.n_classes} classes needs examples")
-    if "model2" in models and len(split.train_clean) < TRUSTED_WARNING_PER_CLASS * data.n_classes:
-        _log(f"warning: {len(split.train_clean)} trusted training labels (< {TRUSTED_WARNING_PER_CLASS} per class): "
-             f"the noise transition matrix will be rough" + (" (estimated from the data alone)"
-                                                             if len(split.train_clean) == 0 else ""))
+    n_trusted = len(split.train_clean)
+    if "model2" in models and n_trusted < TRUSTED_WARNING_PER_CLASS * data.n_classes:
+        how = "" if counts_transition(n_trusted, data.n_classes) else " (estimated from the data alone)"
+        _log(f"warning: {n_trusted} trusted training labels (< {TRUSTED_WARNING_PER_CLASS} per class): "
+             f"the noise transition matrix will be rough{how}")
     if not resume:
         shutil.rmtree(work, ignore_errors=True)  # an abandoned interrupted run is replaced by a fresh one
         (work / runfiles.REPORTS).mkdir(parents=True)

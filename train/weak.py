@@ -111,6 +111,11 @@ def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, n_classes: int) ->
     return [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else None for c in range(n_classes)]
 
 
+def counts_transition(n_trusted: int, n_classes: int, hyp_noise: dict = HYP_NOISE) -> bool:
+    """Whether Model II counts T from the trusted pairs (enough of them) or estimates it from the data alone."""
+    return n_trusted >= hyp_noise["min_trusted_per_class"] * n_classes
+
+
 def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int, seed: int = 0,
                  deadline: float | None = None, hyp: dict = cnn.HYP, hyp_noise: dict = HYP_NOISE,
                  progress: bool = True, checkpoints: Path | None = None, n_classes: int | None = None):
@@ -120,7 +125,7 @@ def train_model2(images, noisy_labels, clean_labels, split: Split, *, steps: int
     smoothing = hyp["opt"]["label_smoothing"]
     flip_tta, eval_bs = hyp["eval"]["flip_tta"], hyp["eval"]["batch_size"]
     n_trusted = len(split.train_clean)
-    trusted_pairs = n_trusted >= hyp_noise["min_trusted_per_class"] * k
+    trusted_pairs = counts_transition(n_trusted, k, hyp_noise)
     is_clean = np.zeros(n, bool)
     is_clean[split.train_clean] = True
     # every training image once, the clean-labelled ones clean_repeat times
