@@ -21,9 +21,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from labelmend.train import cnn, noise, weak
+from labelmend.train import noise
 from labelmend.train.data import load_training_data
+from labelmend.train.loop import Trainer
+from labelmend.train.methods import forward_posterior, noisy_ce
 from labelmend.train.pipeline import configure_tensorflow
+from labelmend.train.task import Split, Task
 
 # CIFAR-10 label order: plane car bird cat deer dog frog horse ship truck
 HUMAN_PAIRS = {9: 1, 1: 9, 3: 5, 5: 3, 4: 7, 7: 4, 2: 0, 0: 2, 8: 0, 6: 3}  # truck↔car, cat↔dog, deer↔horse, ...
@@ -66,7 +69,7 @@ def main() -> None:
     order = np.random.default_rng(args.seed).permutation(len(y))
     images, y = data.images[:len(y)][order], y[order]  # a fixed shuffle: the first 2,000 are validation
     n_val = 2000
-    hyp = cnn.hyperparameters()
+    trainer = Trainer(seed=args.seed, progress=False)
     rows, results = [], []
     print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
           "T error (L1/row) | seconds |")
@@ -76,26 +79,25 @@ def main() -> None:
         noisy = noise.simulate_noise(y, t_true, seed=args.seed + 1)
         model1_acc = None
         for m in map(int, args.trusted.split(",")):
-            split = weak.Split(train_clean=np.arange(n_val, n_val + m), val=np.arange(n_val))
-            clean = y[:n_val + m]
+            task = Task(images, noisy, y[:n_val + m], Split(train_clean=np.arange(n_val, n_val + m),
+                                                          val=np.arange(n_val)), n_classes=k)
             t0 = time.monotonic()
             if model1_acc is None:  # Model I never sees a clean label: once per noise kind
-                _, r1 = weak.train_model1(images, noisy, clean, split, steps=args.steps, seed=args.seed, hyp=hyp,
-                                          progress=False, n_classes=k)
+                _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
-            hyp_noise = {**weak.HYP_NOISE, "undo_noise_without_pairs": args.undo_noise}
-            _, r2 = weak.train_model2(images, noisy, clean, split, steps=args.steps, seed=args.seed, hyp=hyp,
-                                      hyp_noise=hyp_noise, progress=False, n_classes=k)
+            hyp_noise = {**forward_posterior.HYP, "undo_noise_without_pairs": args.undo_noise}
+            _, r2 = forward_posterior.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
             lc = r2["label_correction"]
             corrected = lc.get("posterior_accuracy_after_B", lc["posterior_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))
-            row = {"noise": kind, "trusted": m, "model1": model1_acc, "model2": r2["validation"]["accuracy"],
+            row = {"noise": kind, "trusted": m, "noisy_ce": model1_acc,
+                   "forward_posterior": r2["validation"]["accuracy"],
                    "noisy_label_accuracy": lc["noisy_label_accuracy"], "corrected_label_accuracy": corrected,
                    "transition_error_l1": err, "transition_source": r2["transition_source"],
                    "seconds": time.monotonic() - t0, "steps": args.steps}
             results.append(row)
-            rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['model2']:.4f} | "
-                        f"{100 * (row['model2'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "
+            rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['forward_posterior']:.4f} | "
+                        f"{100 * (row['forward_posterior'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "
                         f"{corrected:.3f} | {err:.3f} | {row['seconds']:.0f} |")
             print(rows[-1], flush=True)
     if args.out_json:

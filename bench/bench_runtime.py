@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labelmend import registry
+
 BATCH_SIZES = (1, 8, 32, 128, 512, 1024)
 ROUNDS = 5  # latency candidates are interleaved in this many rounds
 
@@ -187,17 +189,17 @@ def bench_latency(run: Path, bundle: Path, images: np.ndarray, repeats: int, mod
 
     for m, p in predictors.items():
         cands.append((f"{m}|runtime predict", lambda i, p=p: p.predict(images[i % n]), n_fast))
-    if "model2" in predictors:
-        p1 = rt.load(bundle, "model2", device="cpu", threads=1)
+    if registry.DEFAULT_MODEL in predictors:
+        p1 = rt.load(bundle, registry.DEFAULT_MODEL, device="cpu", threads=1)
         cands.append(("model2|runtime predict, threads=1", lambda i: p1.predict(images[i % n]), n_fast))
 
-    if "baseline" in predictors and (run / "baseline.pkl").exists():
+    if registry.BASELINE in predictors and (run / registry.model_file(registry.BASELINE)).exists():
         import pickle
 
-        with open(run / "baseline.pkl", "rb") as f:
+        with open(run / registry.model_file(registry.BASELINE), "rb") as f:
             clf = pickle.load(f)
         bins = np.linspace(0, 255, 6)
-        lr = predictors["baseline"]
+        lr = predictors[registry.BASELINE]
         feats = [np.ascontiguousarray(rgb_histogram(images[i][None]), dtype=np.float32) for i in range(n)]
 
         def client(i):
@@ -212,8 +214,8 @@ def bench_latency(run: Path, bundle: Path, images: np.ndarray, repeats: int, mod
             ("baseline|client: np.histogram ×3 + sklearn predict", client, n_mid),
         ]
 
-    for m in ("model1", "model2"):
-        path = run / f"{m}.keras"
+    for m in [m for m in predictors if m != registry.BASELINE]:
+        path = run / registry.model_file(m)
         if m not in predictors or not path.exists():
             continue
         km = keras.models.load_model(path, compile=False)
@@ -234,8 +236,9 @@ def bench_batches(predictors: dict, images: np.ndarray, bundle: Path) -> dict:
     import labelmend.runtime as rt
 
     predictors = dict(predictors)
-    if "model2" in predictors:
-        predictors["model2, threads=1"] = rt.load(bundle, "model2", device="cpu", threads=1)
+    if registry.DEFAULT_MODEL in predictors:
+        predictors[f"{registry.DEFAULT_MODEL}, threads=1"] = rt.load(bundle, registry.DEFAULT_MODEL, device="cpu",
+                                                                     threads=1)
     out = {}
     big = tile(images, max(BATCH_SIZES))
     for bs in BATCH_SIZES:
@@ -250,8 +253,8 @@ def bench_quantized(bundle: Path, out_path: Path, calib: np.ndarray, calib_src: 
     import onnxruntime as ort
     from labelmend.export.quantize import quantize_graph
 
-    fp32_path = bundle / rt.load(bundle, "model2", device="cpu").manifest["file"]
-    input_name = rt.load(bundle, "model2", device="cpu").manifest["input"]["name"]
+    fp32_path = bundle / rt.load(bundle, registry.DEFAULT_MODEL, device="cpu").manifest["file"]
+    input_name = rt.load(bundle, registry.DEFAULT_MODEL, device="cpu").manifest["input"]["name"]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     out_path.write_bytes(quantize_graph(fp32_path.read_bytes(), calib))  # what `labelmend export --int8` ships
@@ -324,13 +327,14 @@ def markdown(env: dict, lat: dict, batches: dict, models: list[str], quant: dict
             if impl == "runtime predict":
                 impl = "**labelmend.runtime `predict`**"
             lines.append(f"| {m} | {impl} | {fmt_us(s['p50_us'])} | {fmt_us(s['p99_us'])} | {s['n']} | {ratio} |")
-    for m in ("model1", "model2"):
+    for m in [m for m in models if m != registry.BASELINE]:
         k, r = res.get(f"{m}|Keras model.predict"), res.get(f"{m}|runtime predict")
         if k and r:
             lines.append("")
             lines.append(f"{m}: Keras `model.predict` p50 / runtime `predict` p50 = "
-                         f"**{k['p50_us'] / r['p50_us']:.0f}×**" + ("  (target ≥ 100×)" if m == "model2" else ""))
-    cols = [m for m in [*models, "model2, threads=1"] if f"{m}|1" in batches]
+                         f"**{k['p50_us'] / r['p50_us']:.0f}×**"
+                         + ("  (target ≥ 100×)" if m == registry.DEFAULT_MODEL else ""))
+    cols = [m for m in [*models, f"{registry.DEFAULT_MODEL}, threads=1"] if f"{m}|1" in batches]
     lines += ["", "### `predict_batch` throughput (images/s, CPU, default threads unless noted)", "",
               "| batch size | " + " | ".join(cols) + " |", "|---:|" + "---:|" * len(cols)]
     for bs in BATCH_SIZES:
@@ -392,7 +396,7 @@ def main(argv=None) -> int:
     images = np.load(args.run / "parity_images.npy")
     if images.dtype != np.uint8 or images.shape[1:] != (32, 32, 3) or not len(images):
         sys.exit(f"{args.run / 'parity_images.npy'}: expected uint8 (N, 32, 32, 3), got {images.dtype} {images.shape}")
-    models = [m for m in ("baseline", "model1", "model2") if m in read_manifest(args.bundle)["models"]]
+    models = registry.ordered(read_manifest(args.bundle)["models"])
 
     lat = bench_latency(args.run, args.bundle, images, args.repeats, models)
     predictors = lat["predictors"]
@@ -400,7 +404,7 @@ def main(argv=None) -> int:
     batches = bench_batches(predictors, images, args.bundle)
 
     quant = None
-    if args.quantize and "model2" in models:
+    if args.quantize and registry.DEFAULT_MODEL in models:
         record = run_record(args.run)
         if args.calib_images:
             calib, src = np.load(args.calib_images)[:512], f"images from {args.calib_images}"
@@ -417,7 +421,7 @@ def main(argv=None) -> int:
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "cpu_flags": cpu_flags(), "platform": platform.platform(),
         "versions": versions(), "run": str(args.run), "bundle": str(args.bundle), "n_images": int(len(images)),
         "ort_threads": "onnxruntime default (one per physical core)" if sess_threads == 0 else sess_threads,
-        "flip_tta": {m: v for m, v in lat["flip_tta"].items() if m != "baseline"},
+        "flip_tta": {m: v for m, v in lat["flip_tta"].items() if m != registry.BASELINE},
         "repeats": args.repeats,
     }
     report = markdown(env, lat["results"], batches, models, quant)

@@ -18,15 +18,10 @@ from labelmend.export.onnx_models import baseline_to_onnx, cnn_to_onnx
 from labelmend.train.run import CALIBRATION, PARITY_IMAGES, RUN_JSON, VALIDATION, library_versions
 
 import labelmend
+from labelmend import registry
 from labelmend._atomic import atomic_directory
 from labelmend.bundle_format import FORMAT, FORMAT_VERSION, read_manifest, sha256_file, write_manifest
 from labelmend.errors import DataError
-
-DESCRIPTIONS = {
-    "baseline": "Client baseline: 15 RGB-histogram counts + LogisticRegression(random_state=0) on all noisy labels.",
-    "model1": "CNN trained on all noisy labels as if clean (same architecture and budget as model2).",
-    "model2": "CNN trained with weak supervision: clean labels + noisy labels through the estimated noise process.",
-}
 
 
 def read_run(run_dir: str | os.PathLike) -> dict:
@@ -59,7 +54,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
     unknown = [m for m in models if m not in available]
     if unknown:
         raise DataError(f"{run_dir}: run has no model {unknown[0]!r}; it has {available}")
-    quantized = [m for m in models if m != "baseline"] if int8 else []
+    quantized = [m for m in models if m != registry.BASELINE] if int8 else []
     for needed in [PARITY_IMAGES, *(run["models"][m]["file"] for m in models),
                    *([VALIDATION, CALIBRATION] if quantized else [])]:
         if not (run_dir / needed).is_file():
@@ -77,7 +72,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
         for name in models:
             record = run["models"][name]
             src = run_dir / record["file"]
-            if name == "baseline":
+            if name == registry.BASELINE:
                 from labelmend.train.baseline import histogram_features
 
                 with open(src, "rb") as f:
@@ -103,7 +98,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
                 "file": file,
                 "sha256": sha256_file(tmp / file),
                 "size_bytes": len(data),
-                "description": DESCRIPTIONS.get(name, name),
+                "description": registry.summary(name) if name in registry.MODEL_NAMES else name,
                 "training": record.get("training", {}),
                 "validation": record.get("validation", {}),
             }
@@ -124,7 +119,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
             "labelmend_version": labelmend.__version__,
             "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "class_names": list(run.get("class_names") or labelmend.CLASS_NAMES),  # runs before K became general
-            "default_model": "model2" if "model2" in entries else next(iter(entries)),
+            "default_model": registry.default_model(entries),
             "library_versions": library_versions(),
             "source_run": {"path": str(run_dir.resolve()), "seed": run.get("seed"),
                            "git_revision": run.get("git_revision"),

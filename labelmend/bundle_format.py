@@ -43,7 +43,6 @@ from labelmend.errors import BundleError
 FORMAT = "labelmend-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-MODEL_NAMES = ("baseline", "model1", "model2")
 PREPROCESSING = {
     "rgb_histogram": [None, 15],
     "raw_rgb": [None, 32, 32, 3],

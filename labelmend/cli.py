@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from labelmend import __version__
+from labelmend import __version__, registry
 from labelmend.errors import LabelmendError
 
 SAMPLE_TRAIN = Path("data/sample/train")
@@ -31,9 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _models(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in names if m not in ("baseline", "model1", "model2")]
+    bad = [m for m in names if m not in registry.MODEL_NAMES]
     if not names or bad:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of baseline,model1,model2, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {','.join(registry.MODEL_NAMES)}, got {text!r}")
     return names
 
 
@@ -68,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add_train_options(p, *, budget_min: float):
-        p.add_argument("--models", type=_models, default=["baseline", "model1", "model2"],
-                       help="comma-separated subset of baseline,model1,model2 (default: all)")
+        p.add_argument("--models", type=_models, default=list(registry.MODEL_NAMES),
+                       help=f"comma-separated subset of {','.join(registry.MODEL_NAMES)} (default: all)")
         p.add_argument("--time-budget", type=_positive(float), default=budget_min, metavar="MIN",
                        help=f"wall-clock minutes for the whole training command (default: {budget_min:g})")
         p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify PNG images with a bundle")
     p.add_argument("--bundle", required=True, type=Path)
-    p.add_argument("--model", default=None, help="model in the bundle (default: the manifest's, model2)")
+    p.add_argument("--model", default=None, help="model in the bundle (default: the manifest's default_model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("images", nargs="+", type=Path, metavar="IMG.png")
 

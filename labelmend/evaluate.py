@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labelmend import registry
 from labelmend._atomic import atomic_directory
 from labelmend._progress import progress_bar
 from labelmend.bundle_format import IMAGE_SHAPE, read_manifest
@@ -32,7 +33,7 @@ def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir
     from labelmend.runtime import load
 
     manifest = read_manifest(bundle_dir)
-    names = models or [m for m in ("baseline", "model1", "model2") if m in manifest["models"]]
+    names = models or registry.ordered(manifest["models"])
     missing = [m for m in names if m not in manifest["models"]]
     if missing:
         raise DataError(f"{bundle_dir}: bundle has no model {missing[0]!r}; it has {sorted(manifest['models'])}")

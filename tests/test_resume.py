@@ -41,7 +41,7 @@ def test_kill_mid_training_then_resume(tmp_path):
     proc = subprocess.Popen(_cli("train", "--data", data, "--out", run, "--models", "model1,model2",
                                  "--epochs", epochs, "--width", 4, env=env), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    state = tmp_path / ".run.partial" / "checkpoints" / "model1.json"
+    state = tmp_path / ".run.partial" / "checkpoints" / "model1" / "all.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if state.is_file() and json.loads(state.read_text())["epoch"] >= 3:

@@ -8,7 +8,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from labelmend.train import cnn, weak  # noqa: E402
+from labelmend.train import cnn, loop  # noqa: E402
+from labelmend.train.inputs import TrainingTargets  # noqa: E402
+from labelmend.train.methods import forward_posterior, noisy_ce  # noqa: E402
+from labelmend.train.task import Split, Task  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -24,34 +27,63 @@ def tiny():
     return images, noisy, y
 
 
+def _trainer(**kw):
+    return loop.Trainer(hyp=cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 32}), progress=False, **kw)
+
+
+def _fit(images, labels, *, steps, trainer=None, val=None, forward=False):
+    trainer = trainer or _trainer()
+    model = trainer.model(10)
+    data = TrainingTargets(images, cnn.one_hot(labels), np.full(len(images), forward))
+    return model, trainer.fit(model, data, steps=steps, name="test", desc="test", val=val)
+
+
 def test_fit_runs_exact_steps_and_records_curves(tiny):
     images, noisy, y = tiny
-    model = cnn.make_model(width=4, seed=0)
-    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
-    hyp = cnn.hyperparameters(opt={"batch_size": 32})
-    hist = cnn.fit(model, data, steps=7, val=(images[:20], y[:20]), hyp=hyp, progress=False)
+    _, hist = _fit(images, noisy, steps=7, val=(images[:20], y[:20]))
     assert hist.steps == 7
-    assert hist.epoch == [1, 2, 3]  # 3 steps per epoch
+    assert hist.epoch == pytest.approx([1, 2, 2 + 1 / 3], abs=1e-3)  # 3 steps per epoch (96 images, batches of 32), then a partial one
     assert len(hist.val_acc) == 3 and all(0 <= a <= 1 for a in hist.val_acc)
     assert all(np.isfinite(hist.train_loss))
 
 
 def test_deadline_stops_training_early(tiny):
     images, noisy, _ = tiny
-    model = cnn.make_model(width=4, seed=0)
-    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
-    hist = cnn.fit(model, data, steps=1000, deadline=time.monotonic() + 3.0, progress=False,
-                   hyp=cnn.hyperparameters(opt={"batch_size": 32}))
+    trainer = _trainer(deadline=time.monotonic() + 3.0)
+    _, hist = _fit(images, noisy, steps=1000, trainer=trainer)
     assert hist.stopped_early
     assert 0 < hist.steps < 1000
     assert hist.progress == 1.0 and hist.final_lr < 0.1 * cnn.HYP["opt"]["lr"]  # annealed, not cut mid-schedule
 
 
-def test_forward_targets_need_transition_matrix(tiny):
+def test_batches_are_seeded_resumable_and_cover_every_row(tiny):
+    """Step s always gets the same rows; an epoch's worth of steps visits every row once."""
+    from labelmend.train.inputs import Batches
+
     images, noisy, _ = tiny
-    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.ones(len(images), bool))
-    with pytest.raises(ValueError, match="transition matrix"):
-        cnn.fit(cnn.make_model(width=4), data, steps=1, progress=False)
+    data = TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
+    batches = Batches(data, 32, seed=5)
+    order = batches.order(6)
+    np.testing.assert_array_equal(order, Batches(data, 32, seed=5).order(6))
+    assert not np.array_equal(order, Batches(data, 32, seed=6).order(6))
+    np.testing.assert_array_equal(np.sort(order[:3].ravel()), np.arange(96))
+    np.testing.assert_array_equal(order[:4], batches.order(4))  # a shorter plan is a prefix: resume = skip
+
+
+def test_augmentation_is_a_seeded_mirror_or_shift_of_each_image():
+    import tensorflow as tf
+    from labelmend.train.inputs import augment
+
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    seed = tf.constant([1, 2], tf.int64)
+    a = augment(x, seed, flip=True, translate_px=2).numpy()
+    np.testing.assert_array_equal(a, augment(x, seed, flip=True, translate_px=2).numpy())
+    assert a.dtype == np.float32 and a.shape == x.shape
+    for img, out in zip(x.astype(np.float32), a):  # the 32x28 centre of some shift (and maybe mirror) of the image
+        candidates = [np.roll(np.roll(m, dy, 0), dx, 1)[2:-2, 2:-2] for m in (img, img[:, ::-1])
+                      for dy in range(-2, 3) for dx in range(-2, 3)]
+        assert any(np.array_equal(out[2:-2, 2:-2], c) for c in candidates)
+    np.testing.assert_array_equal(augment(x, seed, flip=False, translate_px=0).numpy(), x.astype(np.float32))
 
 
 def test_same_seed_same_weights(tiny):
@@ -59,24 +91,21 @@ def test_same_seed_same_weights(tiny):
     from labelmend.train.pipeline import configure_tensorflow
 
     configure_tensorflow(0)
-    weights = []
-    for _ in range(2):
-        model = cnn.make_model(width=4, seed=3)
-        data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
-        cnn.fit(model, data, steps=4, seed=3, progress=False, hyp=cnn.hyperparameters(opt={"batch_size": 32}))
-        weights.append(model.get_weights())
+    weights = [_fit(images, noisy, steps=4, trainer=_trainer(seed=3))[0].get_weights() for _ in range(2)]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
 
 
 def test_model1_and_model2_share_the_step_budget(tiny):
     images, noisy, y = tiny
-    split = weak.Split.make(40, val_fraction=0.25, seed=0)
-    hyp = cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 32})
-    _, r1 = weak.train_model1(images, noisy, y[:40], split, steps=9, hyp=hyp, progress=False)
-    _, r2 = weak.train_model2(images, noisy, y[:40], split, steps=9, hyp=hyp, progress=False)
+    task = Task(images, noisy, y[:40], Split.make(40, val_fraction=0.25, seed=0))
+    _, r1 = noisy_ce.train(task, _trainer(), steps=9)
+    _, r2 = forward_posterior.train(task, _trainer(), steps=9)
     assert r1["steps"] == r2["steps"] == 9
     assert set(r2["history"]) == {"A", "B"}
+    # one meaning of epoch (passes over the 86 training images) although Model II repeats its clean images
+    assert r1["history"]["all"]["epoch"][-1] == pytest.approx(r2["history"]["B"]["epoch"][-1])
+    assert r2["history"]["B"]["epoch"][0] > r2["history"]["A"]["epoch"][-1]
     lc = r2["label_correction"]
     assert lc["n"] == 10 and 0 <= lc["posterior_accuracy"] <= 1
     assert np.allclose(np.sum(r2["transition_matrix"], axis=1), 1.0)
@@ -111,7 +140,7 @@ def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeyp
         assert m["training"]["steps"] == record["cnn_steps"] or m["training"]["stopped_early"]
     saved = json.loads((tmp_path / "run" / "run.json").read_text())
     assert saved["split"]["n_val"] == 6
-    for png in ("curves_model1.png", "curves_model2.png", "transition_matrix.png"):
+    for png in ("curves_model1.png", "curves_model2.png", "transition_matrix_model2.png"):
         assert (tmp_path / "run" / "reports" / png).stat().st_size > 1000
 
     manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", progress=False)
@@ -156,26 +185,6 @@ def test_export_without_tta_matches_single_pass_model(tmp_path, monkeypatch):
     assert np.abs(load(tmp_path / "bundle").predict_proba(images) - expected).max() < 1e-4
 
 
-def test_one_cycle_warms_up_then_anneals_to_zero():
-    assert cnn.one_cycle(0.0, peak=0.2, warmup_frac=0.1) == 0.0
-    assert cnn.one_cycle(0.1, peak=0.2, warmup_frac=0.1) == pytest.approx(0.2)
-    assert cnn.one_cycle(0.55, peak=0.2, warmup_frac=0.1) == pytest.approx(0.1)
-    assert cnn.one_cycle(1.0, peak=0.2, warmup_frac=0.1) == 0.0
-    assert cnn.one_cycle(1.5, peak=0.2, warmup_frac=0.1) == 0.0
-
-
-def test_budget_clock_follows_whichever_budget_runs_out_first():
-    now = [0.0]
-    clock = cnn.BudgetClock(100, deadline=50.0, clock=lambda: now[0])
-    assert clock.progress(10) == pytest.approx(0.1)      # steps ahead of time
-    now[0] = 25.0
-    assert clock.progress(10) == pytest.approx(0.5)      # time ahead of steps: a slow machine
-    now[0] = 60.0
-    assert clock.progress(10) == 1.0
-    resumed = cnn.BudgetClock(100, start=0.5, done_steps=40)  # half the schedule done at step 40 of 100
-    assert resumed.progress(40) == pytest.approx(0.5) and resumed.progress(100) == 1.0
-
-
 class _SteppingClock:
     """A fake clock that advances ``cost`` seconds per reading: fit reads it about once per step."""
 
@@ -191,11 +200,8 @@ class _SteppingClock:
 def test_a_slowed_machine_still_ends_annealed_within_its_deadline(tiny, slowdown):
     """Planned steps fit the deadline at speed 1; slower machines stop earlier, but with the learning rate at ~0."""
     images, noisy, _ = tiny
-    model = cnn.make_model(width=4, seed=0)
-    data = cnn.TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
     clock = _SteppingClock(slowdown)
-    hist = cnn.fit(model, data, steps=20, deadline=25.0, progress=False, clock=clock,
-                   hyp=cnn.hyperparameters(opt={"batch_size": 32}))
+    _, hist = _fit(images, noisy, steps=20, trainer=_trainer(deadline=25.0, clock=clock))
     peak = cnn.HYP["opt"]["lr"]
     assert hist.progress == 1.0
     assert hist.final_lr <= 0.15 * peak, hist.lr
@@ -218,8 +224,8 @@ def test_tensorflow_forward_corrected_loss_equals_the_numpy_forward_correction()
     logits = rng.normal(size=(16, k)).astype(np.float32)
     labels = rng.integers(0, k, 16)
     forward = np.arange(16) % 2 == 0
-    got = cnn.corrected_cross_entropy(tf.constant(logits), tf.constant(cnn.one_hot(labels, k)),
-                                      tf.constant(forward), tf.constant(t, tf.float32)).numpy()
+    got = loop.forward_corrected_cross_entropy(t)(tf.constant(logits), tf.constant(cnn.one_hot(labels, k)),
+                                                  tf.constant(forward)).numpy()
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     q = np.where(forward[:, None], noise.forward_corrected(p, t), p)

@@ -2,9 +2,10 @@
 write a run directory (models, run.json, reports) atomically.
 
 Budget: after loading and the baseline, the remaining time (less a reserve for inference, plots and saving) is
-measured in SGD steps by timing a few steps of the real network, and split equally between Model I and Model II,
-so both get the same architecture *and* the same number of steps. Each model also has a hard deadline, so a machine
-slower than the calibration suggested still ends on time (the curves then show a shorter run). ``epochs`` fixes
+measured in SGD steps by timing a few steps of the real network (:mod:`labelmend.train.budget`), and split
+equally between the CNN methods (:mod:`labelmend.registry`), so all get the same network *and* the same steps.
+Each model also has a hard deadline, so a machine slower than the calibration suggested still ends on time, annealed
+(its report says the deadline cut it). ``epochs`` fixes
 the step count instead, which makes a run reproducible bit-for-bit with its ``seed`` on the same machine.
 """
 
@@ -24,12 +25,10 @@ from labelmend.train import run as runfiles
 from labelmend.train.data import load_training_data
 
 import labelmend
+from labelmend import registry
 from labelmend._atomic import commit_directory
 from labelmend.errors import DataError
 
-ALL_MODELS = ("baseline", "model1", "model2")
-RESERVE_FRAC = 0.04       # of the budget, kept for inference, plots and saving ...
-RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
 CALIBRATION_STEPS = 16    # timed steps of the real network, after its warm-up steps
 TRUSTED_WARNING_PER_CLASS = 50  # fewer trusted labels per class: T's rows have standard errors above ~0.07
 CALIBRATION_IMAGES = 512  # training images kept in the run for int8 calibration at export
@@ -42,11 +41,14 @@ def _log(msg: str) -> None:
 
 
 def configure_tensorflow(seed: int) -> str:
-    """Seed everything, make ops deterministic, quiet TF's logging; returns 'gpu' or 'cpu'."""
+    """Set up devices (:mod:`labelmend.train.distribute`), seed everything, make ops deterministic, quiet TF's
+    logging; returns 'gpu' or 'cpu'."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
+    from labelmend.train.distribute import configure_devices
 
+    configure_devices()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
@@ -55,15 +57,16 @@ def configure_tensorflow(seed: int) -> str:
     return "gpu" if gpus else "cpu"
 
 
-def seconds_per_step(images: np.ndarray, *, hyp: dict, seed: int) -> float:
-    """Median wall seconds of one training step of the real network on this machine."""
-    from labelmend.train import cnn
+def seconds_per_step(images: np.ndarray, trainer) -> float:
+    """Wall seconds of one training step of the real network, input pipeline and strategy on this machine."""
+    from labelmend.train.cnn import one_hot
+    from labelmend.train.inputs import TrainingTargets
+    from labelmend.train.loop import WARM_UP_STEPS
 
-    model = cnn.make_model(width=hyp["net"]["width"], logit_scale=hyp["net"]["logit_scale"], seed=seed)
-    bs = hyp["opt"]["batch_size"]
-    n = min(len(images), bs * 4)
-    data = cnn.TrainingTargets(images[:n], cnn.one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
-    hist = cnn.fit(model, data, steps=cnn.WARM_UP_STEPS + CALIBRATION_STEPS, seed=seed, hyp=hyp, progress=False)
+    n = min(len(images), trainer.batch_size * 4)
+    data = TrainingTargets(images[:n], one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
+    hist = trainer.fit(trainer.model(10), data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration",
+                       desc="calibration")
     return hist.warm_seconds / CALIBRATION_STEPS
 
 
@@ -73,7 +76,7 @@ def partial_dir(out_dir: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
-def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=ALL_MODELS,
+def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=registry.MODEL_NAMES,
           time_budget_s: float = 1800, seed: int = 0, val_fraction: float = 0.2, epochs: float | None = None,
           width: int | None = None, progress: bool = True, resume: bool = False,
           class_names: str | os.PathLike | None = None) -> dict:
@@ -95,21 +98,30 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         config = {"data_dir": str(Path(data_dir).resolve()) if data_dir is not None else None, "models": list(models),
                   "time_budget_s": time_budget_s, "seed": seed, "val_fraction": val_fraction, "epochs": epochs,
                   "width": width, "class_names_file": str(Path(class_names).resolve()) if class_names else None}
-        unknown = [m for m in models if m not in ALL_MODELS]
+        unknown = [m for m in models if m not in registry.MODEL_NAMES]
         if unknown:
-            raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(ALL_MODELS)}")
+            raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(registry.MODEL_NAMES)}")
         if data_dir is None:
             raise DataError("no --data folder given")
         if time_budget_s <= 0:
             raise DataError(f"--time-budget must be positive, got {time_budget_s}")
     models, seed, time_budget_s = config["models"], config["seed"], config["time_budget_s"]
+    from labelmend.train import distribute
+
+    if distribute.n_workers() > 1:
+        if config["epochs"] is None:
+            raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
+        if not distribute.is_chief():  # every worker trains; the chief's directory is the run
+            task = json.loads(os.environ["TF_CONFIG"])["task"]
+            out_dir = Path(f"{out_dir}.worker{task.get('index', 0)}")
+            work = partial_dir(out_dir)
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
     _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels in {time.monotonic() - t_start:.1f} s")
 
-    from labelmend.train.weak import Split, counts_transition
+    from labelmend.train.task import Split
 
     split = Split.make(data.n_clean, val_fraction=config["val_fraction"], seed=seed)
-    cnns = [m for m in models if m != "baseline"]
+    cnns = [m for m in models if m != registry.BASELINE]
     if cnns and len(split.val) == 0:
         _log("warning: no clean labels held out, so the CNNs' validation accuracy cannot be measured")
     absent = sorted(set(range(data.n_classes)) - set(np.unique(data.noisy_labels).tolist()))
@@ -117,10 +129,10 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         raise DataError(f"{Path(config['data_dir']) / 'noisy_labels.csv'}: class {data.class_names[absent[0]]!r} "
                         f"(label {absent[0]}) never occurs; every one of the {data.n_classes} classes needs examples")
     n_trusted = len(split.train_clean)
-    if "model2" in models and n_trusted < TRUSTED_WARNING_PER_CLASS * data.n_classes:
-        how = "" if counts_transition(n_trusted, data.n_classes) else " (estimated from the data alone)"
+    if any(registry.METHODS[m].uses_clean_labels for m in cnns) and \
+            n_trusted < TRUSTED_WARNING_PER_CLASS * data.n_classes:
         _log(f"warning: {n_trusted} trusted training labels (< {TRUSTED_WARNING_PER_CLASS} per class): "
-             f"the noise transition matrix will be rough{how}")
+             "estimates built on them (such as a noise transition matrix) will be rough")
     if not resume:
         shutil.rmtree(work, ignore_errors=True)  # an abandoned interrupted run is replaced by a fresh one
         (work / runfiles.REPORTS).mkdir(parents=True)
@@ -145,8 +157,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     pool = split.training_images(len(data.images))
     calibration = np.random.default_rng(seed).choice(pool, size=min(CALIBRATION_IMAGES, len(pool)), replace=False)
     np.save(work / runfiles.CALIBRATION, data.images[np.sort(calibration)])
-    if "baseline" in models and "baseline" not in record["models"]:
-        record["models"]["baseline"] = _train_baseline(data, split, work)
+    if registry.BASELINE in models and registry.BASELINE not in record["models"]:
+        record["models"][registry.BASELINE] = _train_baseline(data, split, work)
         save_progress()
     if cnns:
         _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
@@ -171,7 +183,7 @@ def _train_baseline(data, split, tmp: Path) -> dict:
 
     t0 = time.monotonic()
     clf = fit_baseline(data.images, data.noisy_labels)
-    with open(tmp / runfiles.MODEL_FILES["baseline"], "wb") as f:
+    with open(tmp / registry.model_file(registry.BASELINE), "wb") as f:
         pickle.dump(clf, f, protocol=pickle.HIGHEST_PROTOCOL)
     val_acc = None
     if len(split.val):
@@ -179,7 +191,7 @@ def _train_baseline(data, split, tmp: Path) -> dict:
         val_acc = float(np.mean(predicted == data.clean_labels[split.val]))
     seconds = time.monotonic() - t0
     _log(f"baseline: validation accuracy {val_acc} ({seconds:.1f} s)")
-    return {"file": runfiles.MODEL_FILES["baseline"], "seconds": seconds,
+    return {"file": registry.model_file(registry.BASELINE), "seconds": seconds,
             "training": {"estimator": "LogisticRegression(random_state=0)", "features": "rgb_histogram_5bins",
                          "labels": "noisy, all images",
                          "note": "validation images' noisy labels are in its training set (the client's recipe)"},
@@ -188,59 +200,62 @@ def _train_baseline(data, split, tmp: Path) -> dict:
 
 def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t_start, time_budget_s, seed, epochs,
                 width, progress, resume) -> None:
-    from labelmend.train import cnn, weak
+    from labelmend.train import budget, cnn, distribute
+    from labelmend.train.loop import Trainer
     from labelmend.train.reports import plot_training_curves, plot_transition_matrix
+    from labelmend.train.task import Task
 
     device = configure_tensorflow(seed)
+    strategy = distribute.make_strategy()
     reports = work / runfiles.REPORTS
     todo = [m for m in cnns if m not in record["models"]]
     if not todo:
         return
     hyp = record.get("hyperparameters") or cnn.hyperparameters()
     hyp["net"]["width"] = width or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
+    trainer = Trainer(hyp=hyp, seed=seed, progress=progress, strategy=strategy)
     n = len(data.images)
-    reserve = max(RESERVE_FRAC * time_budget_s, RESERVE_MIN_S)
+    n_train = n - len(split.val)  # the CNNs train on all but the validation images
     per_model_s = None
     if "cnn_steps" in record:  # resuming: the plan is fixed, finish it
         steps, sps = record["cnn_steps"], record["seconds_per_step"]
     elif epochs is not None:
-        n_train = n - len(split.val)  # the CNNs train on all but the validation images, in batches of at most n_train
-        steps, sps = weak.steps_for_epochs(n_train, epochs, min(hyp["opt"]["batch_size"], n_train)), None
+        steps, sps = budget.steps_for_epochs(n_train, epochs, min(trainer.batch_size, n_train)), None
     else:
-        sps = seconds_per_step(data.images, hyp=hyp, seed=seed)
-        left = time_budget_s - reserve - (time.monotonic() - t_start)
-        per_model_s = left / len(cnns)
-        # evaluation per epoch and the final inference passes cost about as much as 6 % of the steps
-        steps = int(per_model_s / sps / 1.06)
-        if steps < 10:
-            raise DataError(f"--time-budget {time_budget_s:.0f} s leaves {max(left, 0):.0f} s for {len(cnns)} CNN(s): "
-                            f"too little for even 10 steps at {sps:.2f} s/step; raise the budget")
-    record.update({"device": device, "cnn_steps": steps, "seconds_per_step": sps, "hyperparameters": hyp,
-                   "hyperparameters_noise": weak.HYP_NOISE})
+        sps = seconds_per_step(data.images, trainer)
+        try:
+            plan = budget.plan_cnn_steps(time_budget_s=time_budget_s, elapsed_s=time.monotonic() - t_start,
+                                         seconds_per_step=sps, n_models=len(cnns))
+        except budget.BudgetError as exc:
+            raise DataError(str(exc)) from None
+        steps, per_model_s = plan.steps, plan.seconds_per_model
+    record.update({"device": device, "distribution": distribute.describe(strategy), "cnn_steps": steps,
+                   "seconds_per_step": sps, "hyperparameters": hyp, "global_batch_size": trainer.batch_size})
     save_progress()
-    _log(f"CNNs on {device}: width {hyp['net']['width']}, {steps} steps each "
-         f"({steps * hyp['opt']['batch_size'] / n:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
-    checkpoints = work / runfiles.CHECKPOINTS
-    checkpoints.mkdir(exist_ok=True)
+    _log(f"CNNs on {device} ({record['distribution']['strategy']}, {trainer.replicas} replica(s)): width "
+         f"{hyp['net']['width']}, {steps} steps each of {trainer.batch_size} images "
+         f"({steps * trainer.batch_size / n_train:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
+    task = Task(data.images, data.noisy_labels, data.clean_labels, split, n_classes=data.n_classes)
     t_cnns = time.monotonic()
     for i, name in enumerate(todo):
         # model i must be done by the end of its slot, so an overrun never eats the next model's time
-        deadline = None if per_model_s is None or resume else t_cnns + (i + 1) * per_model_s
-        trainer = weak.train_model1 if name == "model1" else weak.train_model2
-        model, rep = trainer(data.images, data.noisy_labels, data.clean_labels, split, steps=steps, seed=seed,
-                             deadline=deadline, hyp=hyp, progress=progress, checkpoints=checkpoints,
-                             n_classes=data.n_classes)
-        model.save(work / runfiles.MODEL_FILES[name])
+        trainer.deadline = None if per_model_s is None or resume else t_cnns + (i + 1) * per_model_s
+        trainer.checkpoints = work / runfiles.CHECKPOINTS / name
+        trainer.checkpoints.mkdir(parents=True, exist_ok=True)
+        method = registry.METHODS[name]
+        model, rep = method.trainer()(task, trainer, steps=steps)
+        model.save(work / registry.model_file(name))
         plot_training_curves(rep["history"], reports / f"curves_{name}.png",
                              title=f"{name}: {rep['steps']} steps, {rep['seconds']:.0f} s")
         if "transition_matrix" in rep:
-            plot_transition_matrix(np.asarray(rep["transition_matrix"]), reports / "transition_matrix.png",
+            plot_transition_matrix(np.asarray(rep["transition_matrix"]), reports / f"transition_matrix_{name}.png",
                                    class_names=data.class_names, source=rep["transition_source"])
         record["models"][name] = {
-            "file": runfiles.MODEL_FILES[name], "seconds": rep["seconds"], "validation": rep["validation"],
+            "file": registry.model_file(name), "seconds": rep["seconds"], "validation": rep["validation"],
             "training": {**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
+                         "method": method.module.rsplit(".", 1)[-1], "method_hyperparameters": method.hyperparameters(),
                          "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],
-                         "clean_labels_used": "train split only",
+                         "clean_labels_used": "train split only" if method.uses_clean_labels else "none",
                          "validation_images": "held out entirely (neither clean nor noisy label trained on)"},
         }
         save_progress()

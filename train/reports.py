@@ -17,19 +17,18 @@ def _pyplot():
 
 
 def plot_training_curves(histories: dict, path: Path, *, title: str) -> Path:
-    """Accuracy and loss per epoch, train vs validation; stages (e.g. A, B) are drawn one after another."""
+    """Accuracy and loss per epoch (passes over the training images), train vs validation; a model's stages (e.g. A,
+    B) carry on one epoch axis."""
     plt = _pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    offset = 0
     for stage, h in histories.items():
-        epochs = np.asarray(h["epoch"]) + offset
+        epochs = np.asarray(h["epoch"])
         label = "" if stage == "all" else f" ({stage})"
         ax_acc.plot(epochs, h["train_acc"], "o-", label=f"train, vs its targets{label}")
         ax_loss.plot(epochs, h["train_loss"], "o-", label=f"train{label}")
         if h["val_acc"]:
             ax_acc.plot(epochs, h["val_acc"], "s--", label=f"validation, clean labels{label}")
             ax_loss.plot(epochs, h["val_loss"], "s--", label=f"validation{label}")
-        offset = epochs[-1] if len(epochs) else offset
     for ax, name in ((ax_acc, "accuracy"), (ax_loss, "cross-entropy loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
@@ -91,31 +90,39 @@ def write_summary(run: dict, path: Path) -> Path:
         lines += ["", f"**The time budget cut {', '.join(cut)}** before the planned steps (this machine ran slower "
                       "than its calibration). The learning-rate schedule follows the budget actually left, so each "
                       "still annealed to zero at its deadline."]
-    m2 = run["models"].get("model2", {}).get("training", {})
-    names = run.get("class_names") or [str(i) for i in range(len(m2.get("transition_matrix", [])))]
-    if "transition_source" in m2:
-        lines += ["", "## Noise model (Model II)", "", f"Transition matrix T: {m2['transition_source']} "
-                  "(`transition_matrix.png`)."]
-        if m2.get("transition_error_vs_validation_pairs") is not None:
-            lines.append(f"Mean L1 distance per row from T counted on the held-out images' own label pairs: "
-                         f"{m2['transition_error_vs_validation_pairs']:.3f}.")
-        floor = run.get("trusted_warning_per_class", 50) * len(names)
-        if m2.get("n_trusted_pairs", 0) < floor:
-            lines.append(f"**Warning:** {m2.get('n_trusted_pairs', 0)} trusted training labels, fewer than "
-                         f"{floor} ({floor // max(1, len(names))} per class): T is rough"
-                         + (", and was estimated without any clean label" if m2.get("n_trusted_pairs", 0) == 0
-                            else "") + "; more clean labels give a more reliable noise model.")
-    if "label_correction" in m2:
-        lines += ["", "## Model II label correction on the validation images (their noisy labels vs clean labels)", ""]
-        per_class = {k: v for k, v in m2["label_correction"].items() if k.startswith("per_class")}
-        lines += [f"- {k}: {_fmt(v)}" for k, v in m2["label_correction"].items() if k not in per_class]
-        if per_class:
-            lines += ["", "| class | noisy labels right | corrected labels right |", "|---|---|---|"]
-            lines += [f"| {name} | {_fmt(a)} | {_fmt(b)} |" for name, a, b in zip(
-                names, per_class["per_class_noisy_label_accuracy"], per_class["per_class_posterior_accuracy"])]
-        lines += ["", "## Model II stages (validation accuracy)", ""]
-        lines += [f"- {k}: {_fmt(v['val_accuracy'])}" for k, v in m2["stages"].items()]
+    for name, rec in run["models"].items():
+        lines += _noise_model_section(name, rec.get("training", {}), run)
     lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s); "
                   f"peak memory (RSS) {run['peak_rss_mb']:.0f} MB.", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:
+    """The report lines on a model's noise transition matrix and label correction (none if it has neither)."""
+    lines = []
+    names = run.get("class_names") or [str(i) for i in range(len(t.get("transition_matrix", [])))]
+    if "transition_source" in t:
+        lines += ["", f"## Noise model ({name})", "", f"Transition matrix T: {t['transition_source']} "
+                  f"(`transition_matrix_{name}.png`)."]
+        if t.get("transition_error_vs_validation_pairs") is not None:
+            lines.append(f"Mean L1 distance per row from T counted on the held-out images' own label pairs: "
+                         f"{t['transition_error_vs_validation_pairs']:.3f}.")
+        floor = run.get("trusted_warning_per_class", 50) * len(names)
+        if t.get("n_trusted_pairs", 0) < floor:
+            lines.append(f"**Warning:** {t.get('n_trusted_pairs', 0)} trusted training labels, fewer than "
+                         f"{floor} ({floor // max(1, len(names))} per class): T is rough"
+                         + (", and was estimated without any clean label" if t.get("n_trusted_pairs", 0) == 0
+                            else "") + "; more clean labels give a more reliable noise model.")
+    if "label_correction" in t:
+        lines += ["", f"## {name} label correction on the validation images (their noisy labels vs clean labels)", ""]
+        per_class = {k: v for k, v in t["label_correction"].items() if k.startswith("per_class")}
+        lines += [f"- {k}: {_fmt(v)}" for k, v in t["label_correction"].items() if k not in per_class]
+        if per_class:
+            lines += ["", "| class | noisy labels right | corrected labels right |", "|---|---|---|"]
+            lines += [f"| {c} | {_fmt(a)} | {_fmt(b)} |" for c, a, b in zip(
+                names, per_class["per_class_noisy_label_accuracy"], per_class["per_class_posterior_accuracy"])]
+    if t.get("stages"):
+        lines += ["", f"## {name} stages (validation accuracy)", ""]
+        lines += [f"- {k}: {_fmt(v['val_accuracy'])}" for k, v in t["stages"].items()]
+    return lines

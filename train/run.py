@@ -13,7 +13,6 @@ VALIDATION = "validation.npz"           # the held-out images and their clean la
 CALIBRATION = "calibration_images.npy"  # a seeded sample of CNN training images: int8 calibration data
 REPORTS = "reports"                     # PNG plots and report.md
 CHECKPOINTS = "checkpoints"             # per-epoch CNN checkpoints, used by --resume
-MODEL_FILES = {"baseline": "baseline.pkl", "model1": "model1.keras", "model2": "model2.keras"}
 
 _PACKAGES = ("labelmend", "numpy", "tensorflow", "tensorflow-cpu", "keras", "scikit-learn", "onnx", "onnxruntime",
              "onnxruntime-gpu", "skl2onnx", "tf2onnx", "opencv-python-headless", "Cython")

@@ -1,0 +1,78 @@
+"""The training engine's seams: a method is one file + one registry line; training runs under tf.distribute."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+import _data_factory as factory  # noqa: E402
+
+from labelmend import registry  # noqa: E402
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_new_method_is_one_file_and_one_registry_line(tmp_path, monkeypatch):
+    """Register tests/_toy_method.py; train, export and predict with it, with nothing else changed."""
+    from labelmend.export.bundle import export_bundle
+    from labelmend.runtime import load
+    from labelmend.train.pipeline import train
+
+    monkeypatch.setenv("LABELMEND_CACHE", str(tmp_path / "cache"))
+    toy = registry.Method("toy", "_toy_method", summary="noisy labels, hard targets", uses_clean_labels=False)
+    monkeypatch.setattr(registry, "METHODS", {**registry.METHODS, "toy": toy})
+    monkeypatch.setattr(registry, "MODEL_NAMES", (*registry.MODEL_NAMES, "toy"))
+    w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=30)
+    record = train(w.root, tmp_path / "run", models=["baseline", "toy"], epochs=1, width=4, progress=False)
+    assert record["models"]["toy"]["training"]["method_hyperparameters"] == {"smoothing": 0.0}
+    assert (tmp_path / "run" / "toy.keras").is_file()
+    manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", progress=False)
+    assert manifest["models"]["toy"]["description"] == "noisy labels, hard targets"
+    proba = load(tmp_path / "bundle", "toy").predict_proba(w.images[:4])
+    assert proba.shape == (4, 10) and np.allclose(proba.sum(1), 1, atol=1e-4)
+
+
+def test_no_code_outside_the_registry_dispatches_on_a_model_name():
+    hits = subprocess.run(["git", "-C", str(REPO), "grep", "-n", "-e", '"model1"', "-e", "'model1'", "--", "*.py",
+                           ":!tests", ":!labelmend/registry.py"], capture_output=True, text=True).stdout
+    assert hits == "", hits
+
+
+def _train_cli(tmp_path, out, *, logical_cpus):
+    env = {**os.environ, "LABELMEND_CACHE": str(tmp_path / "cache"), "LABELMEND_PROGRESS": "0",
+           "LABELMEND_LOGICAL_CPUS": str(logical_cpus)}
+    r = subprocess.run([sys.executable, "-m", "labelmend", "--quiet", "train", "--data", str(tmp_path / "data"),
+                        "--out", str(out), "--models", "model1,model2", "--epochs", "3", "--width", "4"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "retracing" not in r.stderr, r.stderr[-3000:]
+    return json.loads((out / "run.json").read_text()), r.stderr
+
+
+def test_mirrored_strategy_over_two_logical_cpus_trains_and_exports(tmp_path):
+    """LABELMEND_LOGICAL_CPUS=2: MirroredStrategy over two CPU devices, the same step plan as one device (the global
+    batch covers the tiny training set either way), a working bundle."""
+    from labelmend.export.bundle import export_bundle
+    from labelmend.runtime import load
+
+    w = factory.make_training_dir(tmp_path / "data", n=70, n_clean=30)
+    one, _ = _train_cli(tmp_path, tmp_path / "run1", logical_cpus=0)
+    two, _ = _train_cli(tmp_path, tmp_path / "run2", logical_cpus=2)
+    assert one["distribution"] == {"strategy": "_DefaultDistributionStrategy", "replicas": 1, "workers": 1}
+    assert two["distribution"] == {"strategy": "MirroredStrategy", "replicas": 2, "workers": 1}
+    assert two["cnn_steps"] == one["cnn_steps"] == 3  # 64 training images, one global batch per epoch
+    for name in ("model1", "model2"):
+        assert two["models"][name]["training"]["steps"] == 3
+        assert two["models"][name]["training"]["history"][
+            "all" if name == "model1" else "B"]["epoch"][-1] == pytest.approx(3.0)
+    manifest = export_bundle(tmp_path / "run2", tmp_path / "bundle", progress=False)
+    for name in ("model1", "model2"):
+        assert manifest["models"][name]["export"]["parity_max_abs_diff"] < 1e-4
+        proba = load(tmp_path / "bundle", name).predict_proba(w.images[:5])
+        assert proba.shape == (5, 10) and np.allclose(proba.sum(1), 1, atol=1e-4)

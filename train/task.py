@@ -1,0 +1,84 @@
+"""What every CNN method is given: the images, both label sets, and the split of the clean-labelled images.
+
+Notation as in :mod:`labelmend.train.noise`: N images, K classes. The clean-labelled images (the first ``n_clean``)
+are split into *train* (their clean labels may be used) and *val*. Val images are kept out of training entirely (not
+even their noisy labels are fitted), so they stand for the client's unseen test images: their clean labels score
+every model, and their noisy labels measure label correction on images the network never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Split:
+    """Indices into the N training images: ``train_clean`` and ``val`` partition the clean-labelled ones."""
+
+    train_clean: np.ndarray
+    val: np.ndarray
+
+    @classmethod
+    def make(cls, n_clean: int, *, val_fraction: float, seed: int) -> "Split":
+        """A seeded random split of images 0..n_clean-1."""
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        perm = np.random.default_rng(seed).permutation(n_clean)
+        n_val = int(round(n_clean * val_fraction))
+        return cls(train_clean=np.sort(perm[n_val:]), val=np.sort(perm[:n_val]))
+
+    def training_images(self, n_images: int) -> np.ndarray:
+        """Indices of the images the CNNs train on: all but the validation images."""
+        return np.setdiff1d(np.arange(n_images), self.val)
+
+    def as_dict(self) -> dict:
+        return {"n_train_clean": int(len(self.train_clean)), "n_val": int(len(self.val)),
+                "val_indices_1based": (self.val + 1).tolist()}
+
+
+@dataclass
+class Task:
+    """A method's input: ``images`` (N, 32, 32, 3) uint8, ``noisy_labels`` (N,), ``clean_labels`` (n_clean,) for
+    images 0..n_clean-1, the :class:`Split`, and K (None: from the labels)."""
+
+    images: np.ndarray
+    noisy_labels: np.ndarray
+    clean_labels: np.ndarray
+    split: Split
+    n_classes: int | None = None
+
+    def __post_init__(self):
+        if self.n_classes is None:
+            self.n_classes = max(int(lab.max()) + 1 for lab in (self.noisy_labels, self.clean_labels) if len(lab))
+
+    @property
+    def train(self) -> np.ndarray:
+        """Indices of the CNN training images (all but validation)."""
+        return self.split.training_images(len(self.images))
+
+    @property
+    def val(self) -> tuple[np.ndarray, np.ndarray]:
+        """(validation images, their clean labels)."""
+        return self.images[self.split.val], self.clean_labels[self.split.val]
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float | None:
+    """Accuracy of argmax(probs) (None for no labels)."""
+    return float(np.mean(probs.argmax(1) == labels)) if len(labels) else None
+
+
+def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
+    """Accuracy of argmax(probs) among the images of each true class (None for a class with no image)."""
+    pred = probs.argmax(1)
+    return [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else None for c in range(n_classes)]
+
+
+def stage_report(histories: dict, *, planned_steps: int) -> dict:
+    """Steps, seconds, cut and final learning rate of a model trained in the stages ``histories`` (name → dict)."""
+    steps = int(sum(h["steps"] for h in histories.values()))
+    return {"history": histories, "steps": steps, "planned_steps": int(planned_steps),
+            "seconds": float(sum(h["seconds"] for h in histories.values())),
+            "stopped_early": any(h["stopped_early"] for h in histories.values()) or steps < planned_steps,
+            "final_lr": list(histories.values())[-1]["final_lr"]}
