@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The eval-only install (issue 11): `pip install ".[eval]"` in its own venv must run `labelmend evaluate` and
+# The eval-only install (issue 11): `pip install ".[cpu,eval]"` in its own venv must run `labelmend evaluate` and
 # `labelmend predict` with no TensorFlow, tf2onnx or OpenCV importable, and `train` must name the extra it needs.
+# `.[eval]` alone brings no onnxruntime (the `cpu` / `gpu` extras pick one): `predict` must then say so in one line.
 # Usage: .ci/eval_install.sh   (from the repository root, after .venv has the test extras for the bundle factory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="$PWD"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -13,11 +15,23 @@ trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --upgrade pip
 "$work/venv/bin/python" -m pip install --quiet ".[eval]"
+set +e
+(cd "$work" && venv/bin/labelmend predict --bundle bundle "$repo/data/sample/test/test_images/test00001.png" 2> no_ort.err)
+rc=$?
+set -e
+test "$rc" = 1 && test "$(wc -l < "$work/no_ort.err")" = 1 \
+  && grep -q "onnxruntime is not installed: pip install 'labelmend\[cpu\]' (or \[gpu\] on a CUDA machine)" "$work/no_ort.err"
+echo "eval install without an engine: predict says: $(cat "$work/no_ort.err")"
+"$work/venv/bin/python" -m pip install --quiet ".[cpu,eval]"
 "$work/venv/bin/python" - <<'PY'
 import importlib.util
+from importlib.metadata import distributions
+
 present = [m for m in ("tensorflow", "tf2onnx", "cv2", "keras") if importlib.util.find_spec(m) is not None]
 assert not present, f"the eval install pulled in {present}"
-print("eval install: tensorflow, tf2onnx, cv2, keras not importable")
+ort = sorted({d.metadata["Name"].lower() for d in distributions()} & {"onnxruntime", "onnxruntime-gpu"})
+assert ort == ["onnxruntime"], f"expected onnxruntime alone, found {ort}"
+print("eval install: tensorflow, tf2onnx, cv2, keras not importable; onnxruntime (CPU) the only onnxruntime")
 PY
 cd "$work"  # run outside the checkout, so the installed package (not the source tree) is what runs
 "$work/venv/bin/labelmend" --quiet evaluate --bundle bundle --test-data "$OLDPWD/data/sample/test" --out evaluation \

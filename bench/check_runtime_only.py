@@ -1,6 +1,6 @@
 """Client-side check in a runtime-only install: predict a test folder one image at a time, no TensorFlow anywhere.
 
-    python3 -m venv /tmp/rt && /tmp/rt/bin/pip install .          # numpy + onnxruntime only
+    python3 -m venv /tmp/rt && /tmp/rt/bin/pip install ".[cpu]"   # numpy + onnxruntime only
     /tmp/rt/bin/python bench/check_runtime_only.py --bundle BUNDLE --test-data VALTEST
 
 Prints each model's accuracy (compare with `labelmend evaluate` on the same folder) and fails if TensorFlow,

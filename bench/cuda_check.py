@@ -116,7 +116,7 @@ def main(argv=None) -> int:
                "onnxruntime-gpu is installed but a CUDA session cannot start (CUDA/cuDNN libraries or GPU missing)")
         print(f"\nCUDA CHECK NOT RUN: {why}.")
         print(f'labelmend.runtime.load(..., device="cuda") raised RuntimeError:\n  {exc}')
-        print("Install: pip uninstall -y onnxruntime && pip install onnxruntime-gpu  (CUDA 12 + cuDNN 9), "
+        print("Install: pip uninstall -y onnxruntime && pip install '.[gpu]'  (onnxruntime-gpu; CUDA 12 + cuDNN 9), "
               "on a machine with an NVIDIA GPU.")
         return 2
 

@@ -17,7 +17,7 @@ from labelmend.errors import LabelmendError
 SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")
 # which extra each command needs beyond the runtime (numpy + onnxruntime)
-EXTRAS = {"train": "train", "export": "train", "run": "train", "evaluate": "eval", "predict": None}
+EXTRAS = {"train": "train", "export": "train", "run": "train", "evaluate": "cpu,eval", "predict": None}
 _TRAIN_MODULES = ("tensorflow", "keras", "tf2onnx", "skl2onnx", "cv2", "sklearn")
 _EXTRA_MODULES = (*_TRAIN_MODULES, "matplotlib", "tqdm", "onnx")
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if args.debug or exc.name not in _EXTRA_MODULES:
             raise
-        extra = EXTRAS[args.command] or "eval"
+        extra = EXTRAS[args.command] or "cpu,eval"
         print(f"labelmend {args.command}: error: {exc.name} is not installed; this command needs the {extra!r} extra: "
               f"pip install 'labelmend[{extra}]'", file=sys.stderr)
         return 1

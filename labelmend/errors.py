@@ -27,3 +27,7 @@ class InputTypeError(LabelmendError, TypeError):
 
 class DeviceError(LabelmendError, RuntimeError):
     """The requested device (e.g. CUDA) is not available to onnxruntime here."""
+
+
+class MissingDependencyError(LabelmendError, ImportError):
+    """A package this feature needs is not installed; the message names the extra that installs it."""

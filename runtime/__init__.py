@@ -14,7 +14,7 @@ onnxruntime itself is imported when the first Predictor is created.
 from labelmend.runtime.predictor import BUNDLE_ENV, Predictor, load, predict
 from labelmend.runtime.validation import check_images
 
-from labelmend.errors import BundleError, DeviceError, InputError, InputTypeError
+from labelmend.errors import BundleError, DeviceError, InputError, InputTypeError, MissingDependencyError
 
 __all__ = [
     "BUNDLE_ENV",
@@ -22,6 +22,7 @@ __all__ = [
     "DeviceError",
     "InputError",
     "InputTypeError",
+    "MissingDependencyError",
     "Predictor",
     "check_images",
     "load",

@@ -4,8 +4,10 @@ Notation: N images, K classes (``class_names`` in label order, from the bundle m
 (32, 32, 3) in [0, 255].
 
 ``onnxruntime`` is imported when the first :class:`Predictor` is created, not when this module is imported, so
-``import labelmend.runtime`` stays cheap. ``labelmend.ext`` (the histogram kernel) is imported only by models whose
-preprocessing is ``"rgb_histogram"``.
+``import labelmend.runtime`` stays cheap. It comes from the ``cpu`` extra (onnxruntime) or the ``gpu`` extra
+(onnxruntime-gpu), never both; without either, creating a Predictor raises
+:class:`~labelmend.errors.MissingDependencyError` (an ``ImportError``) naming the install command.
+``labelmend.ext`` (the histogram kernel) is imported only by models whose preprocessing is ``"rgb_histogram"``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from labelmend.runtime.validation import check_images
 
 from labelmend.bundle_format import read_manifest
-from labelmend.errors import BundleError, DeviceError
+from labelmend.errors import BundleError, DeviceError, MissingDependencyError
 
 __all__ = ["Predictor", "load", "predict", "BUNDLE_ENV"]
 
@@ -35,9 +37,22 @@ _CUDA = "CUDAExecutionProvider"
 _ORT_DTYPES = {"float32": "tensor(float)"}
 
 
-def _import_ort():
-    import onnxruntime  # noqa: PLC0415 — deliberately lazy, see the module docstring
+ORT_MISSING = "onnxruntime is not installed: pip install 'labelmend[cpu]' (or [gpu] on a CUDA machine)"
+"""The error when no onnxruntime distribution is installed: the base install ships none, the extras pick one."""
 
+
+def _import_ort():
+    try:
+        import onnxruntime  # noqa: PLC0415 — deliberately lazy, see the module docstring
+    except ModuleNotFoundError as exc:
+        if exc.name == "onnxruntime":
+            raise MissingDependencyError(ORT_MISSING, name="onnxruntime") from None
+        if (exc.name or "").startswith("onnxruntime."):  # typically onnxruntime and onnxruntime-gpu were mixed
+            raise MissingDependencyError(
+                f"onnxruntime is installed but incomplete (no {exc.name}): pip uninstall -y onnxruntime "
+                f"onnxruntime-gpu, then pip install 'labelmend[cpu]' (or [gpu] on a CUDA machine)", name=exc.name
+            ) from None
+        raise  # onnxruntime is there but a package it needs is not: show that
     return onnxruntime
 
 
@@ -52,7 +67,8 @@ def _providers_for(device: object) -> list[str]:
     if device == "cuda" and _CUDA not in available:
         raise DeviceError(
             f"device='cuda' requested but onnxruntime has no {_CUDA} (available: {available}); install "
-            f"onnxruntime-gpu instead of onnxruntime (and CUDA/cuDNN), or use device='cpu' or 'auto'"
+            f"onnxruntime-gpu instead of onnxruntime (pip uninstall onnxruntime && pip install 'labelmend[gpu]'; "
+            f"needs CUDA/cuDNN), or use device='cpu' or 'auto'"
         )
     return [_CUDA, _CPU] if _CUDA in available else [_CPU]
 

@@ -279,6 +279,15 @@ def test_predict_on_cuda_without_cuda_is_one_line(tmp_path, capsys, monkeypatch)
                      r"device='cuda' requested but onnxruntime has no CUDAExecutionProvider")
 
 
+def test_predict_without_onnxruntime_is_one_line(tmp_path, capsys, monkeypatch):
+    bundle = _tiny_bundle(tmp_path)
+    t = factory.make_test_dir(tmp_path / "test", n=2)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as after `pip install labelmend` with neither engine extra
+    _one_line_exit_1(capsys, ["predict", "--bundle", str(bundle), str(t.paths[0])],
+                     r"^labelmend predict: error: onnxruntime is not installed: pip install 'labelmend\[cpu\]' "
+                     r"\(or \[gpu\] on a CUDA machine\)$")
+
+
 @pytest.mark.parametrize("make_path", ["missing", "a_file", "no_manifest", "unreadable_manifest"])
 def test_unreadable_bundle_path_is_one_line(tmp_path, capsys, make_path):
     t = factory.make_test_dir(tmp_path / "test", n=2)

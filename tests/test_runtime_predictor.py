@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import labelmend.runtime as rt
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from labelmend.runtime import predictor as predictor_module
 
 from labelmend import CLASS_NAMES
-from labelmend.errors import InputError, InputTypeError
+from labelmend.errors import InputError, InputTypeError, MissingDependencyError
 
 CUDA = "CUDAExecutionProvider"
 
@@ -81,6 +82,36 @@ def test_cuda_without_provider_is_clear_error(ref, monkeypatch):
     with pytest.raises(RuntimeError, match=r"device='cuda' requested but onnxruntime has no CUDAExecutionProvider.*"
                                            r"install onnxruntime-gpu"):
         rt.load(ref.path, device="cuda")
+
+
+ORT_MISSING = "onnxruntime is not installed: pip install 'labelmend[cpu]' (or [gpu] on a CUDA machine)"
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda"])
+def test_missing_onnxruntime_names_the_extra(ref, monkeypatch, device):
+    """The base install ships no onnxruntime (the cpu / gpu extras pick one): loading then says what to install."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ModuleNotFoundError
+    with pytest.raises(ImportError) as info:
+        rt.load(ref.path, device=device)
+    assert str(info.value) == ORT_MISSING
+    assert isinstance(info.value, MissingDependencyError) and info.value.name == "onnxruntime"
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_incomplete_onnxruntime_says_reinstall_one(ref, monkeypatch):
+    """Installing onnxruntime and onnxruntime-gpu together, then removing one, leaves a half `onnxruntime` folder."""
+    import builtins
+
+    def broken():
+        raise ModuleNotFoundError("No module named 'onnxruntime.capi'", name="onnxruntime.capi")
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__",
+                        lambda name, *a, **k: broken() if name == "onnxruntime" else real_import(name, *a, **k))
+    with pytest.raises(MissingDependencyError, match=r"^onnxruntime is installed but incomplete "
+                                                     r"\(no onnxruntime\.capi\): pip uninstall -y onnxruntime "
+                                                     r"onnxruntime-gpu, then pip install 'labelmend\[cpu\]'"):
+        rt.load(ref.path)
 
 
 def test_auto_without_cuda_uses_cpu(ref, monkeypatch):

@@ -42,7 +42,7 @@ def test_fit_runs_exact_steps_and_records_curves(tiny):
     images, noisy, y = tiny
     _, hist = _fit(images, noisy, steps=7, val=(images[:20], y[:20]))
     assert hist.steps == 7
-    assert hist.epoch == pytest.approx([1, 2, 2 + 1 / 3], abs=1e-3)  # 3 steps per epoch (96 images, batches of 32), then a partial one
+    assert hist.epoch == pytest.approx([1, 2, 2 + 1 / 3], abs=1e-3)  # 96 images, batches of 32: 3 steps per epoch
     assert len(hist.val_acc) == 3 and all(0 <= a <= 1 for a in hist.val_acc)
     assert all(np.isfinite(hist.train_loss))
 

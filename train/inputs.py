@@ -91,7 +91,11 @@ class Batches:
                             flip=flip, translate_px=shift)
                 return x, tf.gather(targets, idx), tf.gather(forward, idx)
 
-            return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+            options = tf.data.Options()
+            options.autotune.enabled = False               # no tuning thread competing with training for the cores
+            options.threading.private_threadpool_size = 1  # one thread prepares the next batch while a step runs
+            options.threading.max_intra_op_parallelism = 1
+            return ds.map(load).prefetch(1).with_options(options)
 
         return strategy.distribute_datasets_from_function(pipeline)
 
