@@ -1,7 +1,7 @@
 """Training throughput of the training loop against an earlier revision's, side by side in one process.
 
 Both loops train the same width-16 network on the same 12,800 images for the same number of steps, alternating
-(old, new, old, new, ...) so that machine noise hits both alike. Reports images per second (after the warm-up
+(old, new, new, old, ...) so that machine noise and drift hit both alike. Reports images per second (after the warm-up
 steps that trace the graph), the network's FLOPs per trained image (counted from its layers: 2 FLOPs per
 multiply-add, backward ≈ 2× forward), the GFLOP/s that makes, and its share of this CPU's fp32 matrix-product peak
 (numpy sgemm, measured in the same run):
@@ -96,16 +96,20 @@ def main() -> None:
     bs = hyp["opt"]["batch_size"]
     timed = args.steps - WARM_UP_STEPS
     rates = {"old": [], "new": []}
-    for r in range(args.rounds):
-        model = old.make_model(seed=r)
-        hist = old.fit(model, old.TrainingTargets(images, targets, forward), steps=args.steps, seed=r, hyp=hyp,
-                       progress=False)
+    def run_old(r):
+        hist = old.fit(old.make_model(seed=r), old.TrainingTargets(images, targets, forward), steps=args.steps,
+                       seed=r, hyp=hyp, progress=False)
         rates["old"].append(timed * bs / hist.warm_seconds)
+
+    def run_new(r):
         trainer = Trainer(hyp=hyp, seed=r, progress=False)
-        model = trainer.model(10)
-        hist = trainer.fit(model, TrainingTargets(images, targets, forward), steps=args.steps, name="bench",
-                           desc="bench")
+        hist = trainer.fit(trainer.model(10), TrainingTargets(images, targets, forward), steps=args.steps,
+                           name="bench", desc="bench")
         rates["new"].append(timed * bs / hist.warm_seconds)
+
+    for r in range(args.rounds):  # the order alternates too, so a drifting machine favours neither
+        for run in ((run_old, run_new) if r % 2 == 0 else (run_new, run_old)):
+            run(r)
         print(f"round {r + 1}: old {rates['old'][-1]:.0f} img/s, new {rates['new'][-1]:.0f} img/s", flush=True)
     peak = sgemm_gflops()
     flops = 6 * forward_macs(cnn.make_model())  # forward 2 FLOPs/MAC, backward ≈ 2× forward
