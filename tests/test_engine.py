@@ -76,3 +76,36 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_and_exports(tmp_path):
         assert manifest["models"][name]["export"]["parity_max_abs_diff"] < 1e-4
         proba = load(tmp_path / "bundle", name).predict_proba(w.images[:5])
         assert proba.shape == (5, 10) and np.allclose(proba.sum(1), 1, atol=1e-4)
+
+
+_REPLICA_CHECK = """
+import numpy as np
+from labelmend.train.pipeline import configure_tensorflow
+configure_tensorflow(0)
+from labelmend.train import cnn, distribute, loop
+from labelmend.train.inputs import TrainingTargets
+strategy = distribute.make_strategy()
+assert strategy.num_replicas_in_sync == 2, strategy
+trainer = loop.Trainer(hyp=cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 16}), progress=False,
+                       strategy=strategy)
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+model = trainer.model(10)
+before = [v.numpy().copy() for v in model.trainable_variables]
+trainer.fit(model, TrainingTargets(images, cnn.one_hot(rng.integers(0, 10, 64)), np.zeros(64, bool)), steps=4,
+            name="t", desc="t")
+moved = 0.0
+for v, b in zip(model.trainable_variables, before):
+    a, c = (x.numpy() for x in v.value.values)  # the two replicas' copies
+    assert np.array_equal(a, c), v.name
+    moved = max(moved, float(np.abs(a - b).max()))
+assert moved > 0, "training did not change the weights"
+print("replicas identical after training")
+"""
+
+
+def test_mirrored_replicas_stay_identical_so_gradients_are_all_reduced():
+    """Each replica sees a different slice of the global batch: only an all-reduce keeps their weights equal."""
+    env = {**os.environ, "LABELMEND_LOGICAL_CPUS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    r = subprocess.run([sys.executable, "-c", _REPLICA_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "replicas identical" in r.stdout, r.stderr[-3000:]
