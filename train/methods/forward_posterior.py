@@ -29,8 +29,6 @@ HYP = {
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
     "undo_noise_without_pairs": False,  # without trusted pairs, P(y|x) = P(ỹ|x)·T⁻¹ before relabelling? Off:
                                         # with the anchor T it cost 11 pt (BENCHMARKS.md §7, ablation)
-    "bootstrap_without_pairs": 0.0,  # > 0: without trusted pairs, train one cycle on hard-bootstrapped noisy labels
-                                     # (target = β·ỹ + (1 − β)·argmax p, Reed et al. 2015) with β = 1 − this (ablation)
     "anchor_quantile": 0.97,  # anchor of class i: the image at this quantile of P(noisy = i | x) (Patrini et al.)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
@@ -69,9 +67,6 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
                                                       prior_strength=hyp_noise["prior_strength"])
         report["transition_source"] = (f"counted from {n_trusted} trusted (clean, noisy) label pairs, Dirichlet prior "
                                        f"of {hyp_noise['prior_strength']:g} pseudo-pairs per row")
-
-    if not trusted_pairs and hyp_noise["bootstrap_without_pairs"] > 0:
-        return _train_bootstrapped(task, trainer, model, rows, targets, is_clean, steps, hyp_noise, report)
 
     # Stage A: clean labels direct; noisy labels through T when T is known (forward correction), else taken as they
     # are (T is then read off this network afterwards). Stage A gets stage_a_frac of the steps and of the time.
@@ -130,33 +125,4 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         correction["per_class_noisy_label_accuracy"] = per_class_accuracy(one_hot(noisy_val, k), val[1], k)
     report.update(stage_report(histories, planned_steps=steps))
     report["validation"] = {"accuracy": accuracy(final_probs, val[1]), "n": int(len(split.val))}
-    return model, report
-
-
-def hard_bootstrap_cross_entropy(weight: float):
-    """Reed et al. 2015, hard bootstrapping: where ``forward`` is True the target becomes (1 − w)·target + w·onehot(
-    argmax p), the network's own current guess mixed into the noisy label."""
-    import tensorflow as tf
-
-    def loss(logits, target, forward):
-        guess = tf.one_hot(tf.argmax(logits, axis=1), tf.shape(logits)[1])
-        mixed = tf.where(forward[:, None], (1 - weight) * target + weight * tf.stop_gradient(guess), target)
-        return -tf.reduce_sum(mixed * tf.nn.log_softmax(logits), axis=1)
-
-    return loss
-
-
-def _train_bootstrapped(task, trainer, model, rows, targets, is_clean, steps, hyp_noise, report):
-    """Without trusted pairs: one learning-rate cycle on clean labels + hard-bootstrapped noisy labels."""
-    smoothing = trainer.hyp["opt"]["label_smoothing"]
-    soft = targets.copy()
-    soft[~is_clean] = (1 - smoothing) * targets[~is_clean] + smoothing / task.n_classes
-    hist = trainer.fit(model, TrainingTargets(task.images[rows], soft[rows], ~is_clean[rows]), steps=steps, name="A",
-                       loss=hard_bootstrap_cross_entropy(hyp_noise["bootstrap_without_pairs"]),
-                       epoch_images=len(task.train), val=task.val, desc="model2: bootstrapped noisy labels")
-    val_images, val_labels = task.val
-    report["transition_source"] = "none: too few trusted pairs; noisy labels hard-bootstrapped (Reed et al. 2015)"
-    report.update(stage_report({"A": hist.as_dict()}, planned_steps=steps))
-    report["validation"] = {"accuracy": accuracy(trainer.predict_proba(model, val_images), val_labels),
-                            "n": int(len(val_labels))}
     return model, report
