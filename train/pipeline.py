@@ -5,8 +5,8 @@ Budget: after loading and the baseline, the remaining time (less a reserve for i
 measured in SGD steps by timing a few steps of the real network (:mod:`labelmend.train.budget`), and split
 equally between the CNN methods (:mod:`labelmend.registry`), so all get the same network *and* the same steps.
 Each model also has a hard deadline, so a machine slower than the calibration suggested still ends on time, annealed
-(its report says the deadline cut it). ``epochs`` fixes
-the step count instead, which makes a run reproducible bit-for-bit with its ``seed`` on the same machine.
+(its report says the deadline cut it). ``epochs`` fixes the step count instead, which makes a run reproducible
+bit-for-bit with its ``seed`` on the same machine.
 """
 
 from __future__ import annotations
