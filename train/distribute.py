@@ -46,25 +46,37 @@ def logical_cpus() -> int:
     return n
 
 
-def n_workers() -> int:
-    """Workers named by ``TF_CONFIG`` (1 without it)."""
+def _tf_config() -> tuple[dict, dict]:
+    """(cluster, task) from ``TF_CONFIG`` ({}, {} without it)."""
     config = os.environ.get("TF_CONFIG")
     if not config:
-        return 1
+        return {}, {}
     try:
-        cluster = json.loads(config).get("cluster", {})
+        parsed = json.loads(config)
+        return parsed.get("cluster", {}), parsed.get("task", {})
     except (json.JSONDecodeError, AttributeError):
         raise ValueError("TF_CONFIG is not a JSON object with a 'cluster'") from None
+
+
+def n_workers() -> int:
+    """Workers named by ``TF_CONFIG`` (1 without it)."""
+    cluster, _ = _tf_config()
     return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
+def worker_index() -> int:
+    """This process's task index in ``TF_CONFIG`` (0 without it)."""
+    return int(_tf_config()[1].get("index", 0))
 
 
 def is_chief() -> bool:
     """Whether this process writes the run: always, except on workers other than the first of a cluster."""
+    cluster, task = _tf_config()
     if n_workers() <= 1:
         return True
-    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-    return task.get("type") == "chief" or (task.get("type") == "worker" and int(task.get("index", 0)) == 0
-                                           and "chief" not in json.loads(os.environ["TF_CONFIG"])["cluster"])
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and worker_index() == 0
 
 
 def make_strategy():

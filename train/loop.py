@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from labelmend.train import budget, cnn, distribute
 from labelmend.train.inputs import Batches, TrainingTargets
+from labelmend.train.task import accuracy
 
 WARM_UP_STEPS = 3  # the first steps of a fit trace the graph (twice: variables are created on the first call)
 
@@ -131,10 +132,9 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             step = hist.steps
             t0 -= hist.seconds
     first_step, t_warm = step, None
-    clock_ = budget.BudgetClock(steps, deadline=deadline, start=hist.progress, done_steps=step, clock=clock)
+    budget_clock = budget.BudgetClock(steps, deadline=deadline, start=hist.progress, done_steps=step, clock=clock)
     per_epoch = batches.steps_per_epoch
     loss_sum = correct_sum = seen = 0.0
-    p = hist.progress
 
     def end_epoch():
         nonlocal loss_sum, correct_sum, seen
@@ -146,12 +146,12 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             callback(hist)
         loss_sum = correct_sum = seen = 0.0
         if ckpt is not None:
-            hist.steps, hist.seconds, hist.progress = step, clock() - t0, clock_.progress(step)
+            hist.steps, hist.seconds, hist.progress = step, clock() - t0, budget_clock.progress(step)
             _write_checkpoint_state(checkpoint, ckpt.write(str(checkpoint)), hist)
 
     with progress_bar(total=steps, desc=desc, unit="step", disable=not progress, initial=step) as bar:
         for x, target, forward in batches.dataset(strategy, steps=steps, start=step):
-            p = clock_.progress(step)
+            p = budget_clock.progress(step)
             if p >= 1.0:
                 hist.stopped_early = step < steps
                 break
@@ -172,7 +172,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
         if seen:  # a last, partial epoch
             end_epoch()
     hist.steps = step
-    hist.progress = 1.0 if step >= steps or hist.stopped_early else clock_.progress(step)
+    hist.progress = 1.0 if step >= steps or hist.stopped_early else budget_clock.progress(step)
     hist.seconds = clock() - t0
     hist.warm_seconds = clock() - t_warm if t_warm is not None else 0.0
     return hist
@@ -186,7 +186,7 @@ def validation_callback(model, images: np.ndarray, labels: np.ndarray, *, batch_
             return
         probs = cnn.predict_proba(model, images, batch_size=batch_size, flip_tta=False)
         hist.val_loss.append(float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + 1e-7))))
-        hist.val_acc.append(float(np.mean(probs.argmax(1) == labels)))
+        hist.val_acc.append(accuracy(probs, labels))
 
     return validate
 

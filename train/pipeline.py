@@ -112,8 +112,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         if config["epochs"] is None:
             raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
         if not distribute.is_chief():  # every worker trains; the chief's directory is the run
-            task = json.loads(os.environ["TF_CONFIG"])["task"]
-            out_dir = Path(f"{out_dir}.worker{task.get('index', 0)}")
+            out_dir = Path(f"{out_dir}.worker{distribute.worker_index()}")
             work = partial_dir(out_dir)
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
     _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels in {time.monotonic() - t_start:.1f} s")
