@@ -49,8 +49,11 @@ def test_fit_runs_exact_steps_and_records_curves(tiny):
 
 def test_deadline_stops_training_early(tiny):
     images, noisy, _ = tiny
-    trainer = _trainer(deadline=time.monotonic() + 3.0)
-    _, hist = _fit(images, noisy, steps=1000, trainer=trainer)
+    trainer = _trainer()
+    model = trainer.model(10)  # built before the clock starts, as the pipeline does
+    trainer.deadline = time.monotonic() + 8.0  # first-step tracing and tf.data set-up take 1-3 s of it
+    data = TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
+    hist = trainer.fit(model, data, steps=1000, name="test", desc="test")
     assert hist.stopped_early
     assert 0 < hist.steps < 1000
     assert hist.progress == 1.0 and hist.final_lr < 0.1 * cnn.HYP["opt"]["lr"]  # annealed, not cut mid-schedule
