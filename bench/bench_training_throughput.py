@@ -103,7 +103,7 @@ def main() -> None:
 
     def run_new(r):
         trainer = Trainer(hyp=hyp, seed=r, progress=False)
-        hist = trainer.fit(trainer.model(10), TrainingTargets(images, targets, forward), steps=args.steps,
+        hist = trainer.fit(trainer.model(10, images), TrainingTargets(images, targets, forward), steps=args.steps,
                            name="bench", desc="bench")
         rates["new"].append(timed * bs / hist.warm_seconds)
 

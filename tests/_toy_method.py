@@ -12,7 +12,7 @@ HYP = {"smoothing": 0.0}
 
 
 def train(task, trainer, *, steps):
-    model = trainer.model(task.n_classes)
+    model = trainer.model(task.n_classes, task.images[task.train])
     rows = task.train
     data = TrainingTargets(task.images[rows], one_hot(task.noisy_labels[rows], task.n_classes, smoothing=0.0),
                            np.zeros(len(rows), bool))

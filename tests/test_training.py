@@ -33,7 +33,7 @@ def _trainer(**kw):
 
 def _fit(images, labels, *, steps, trainer=None, val=None, forward=False):
     trainer = trainer or _trainer()
-    model = trainer.model(10)
+    model = trainer.model(10, images)
     data = TrainingTargets(images, cnn.one_hot(labels), np.full(len(images), forward))
     return model, trainer.fit(model, data, steps=steps, name="test", desc="test", val=val)
 
@@ -50,7 +50,7 @@ def test_fit_runs_exact_steps_and_records_curves(tiny):
 def test_deadline_stops_training_early(tiny):
     images, noisy, _ = tiny
     trainer = _trainer()
-    model = trainer.model(10)  # built before the clock starts, as the pipeline does
+    model = trainer.model(10, images)  # built before the clock starts, as the pipeline does
     trainer.deadline = time.monotonic() + 8.0  # first-step tracing and tf.data set-up take 1-3 s of it
     data = TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
     hist = trainer.fit(model, data, steps=1000, name="test", desc="test")
@@ -262,3 +262,86 @@ def test_int8_export_records_its_accuracy_change_and_refuses_a_drop_beyond_the_l
     with pytest.raises(ExportError, match=r"model2: int8 validation accuracy .* below float32"):
         export_bundle(tmp_path / "run", tmp_path / "refused", int8=True, int8_max_drop=-1.0, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written
+
+
+def test_whitening_filters_decorrelate_patches_and_stay_frozen(tiny):
+    """The first layer's 2x2 filters give unit-variance, uncorrelated responses on the images they came from, come
+    in ± pairs, and training never changes them."""
+    images, noisy, _ = tiny
+    w = cnn.whitening_filters(images, 16, max_images=96, eps=1e-12)
+    assert w.shape == (2, 2, 3, 16)
+    np.testing.assert_array_equal(w[..., 8:], -w[..., :8])
+    x = images.astype(np.float32) / 127.5 - 1.0
+    patches = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+    responses = patches.reshape(-1, 12) @ w.reshape(12, 16)[:, :8]
+    cov = np.cov(responses, rowvar=False)
+    np.testing.assert_allclose(np.diag(cov), 1.0, rtol=1e-3)
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 1e-3
+    with pytest.raises(ValueError, match="even"):
+        cnn.whitening_filters(images, 15)
+    trainer = loop.Trainer(hyp=cnn.hyperparameters(net={"width": 4, "whiten": True}, opt={"batch_size": 32}),
+                           progress=False)
+    model = trainer.model(10, images)
+    before = model.get_layer("prep_conv").kernel.numpy().copy()
+    np.testing.assert_allclose(before, cnn.whitening_filters(images, 4), rtol=1e-6)
+    trainer.fit(model, TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool)), steps=3,
+                name="t", desc="t")
+    np.testing.assert_array_equal(model.get_layer("prep_conv").kernel.numpy(), before)
+
+
+def test_dirac_init_makes_each_conv_an_identity_on_its_first_channels():
+    model = cnn.make_model(width=4, dirac=True)
+    for name in ("layer1_conv", "res1a_conv", "res3b_conv"):
+        k = model.get_layer(name).kernel.numpy()
+        c_in = k.shape[2]
+        np.testing.assert_array_equal(k[1, 1, :, :c_in], np.eye(c_in))
+        assert not k[:, :, :, :c_in].sum() - c_in  # zero elsewhere in those filters
+        if k.shape[3] > c_in:
+            assert np.abs(k[:, :, :, c_in:]).sum() > 0  # the other filters stay random
+
+
+def test_bias_learning_rate_scale_moves_only_batchnorm_biases_faster(tiny):
+    """One SGD step with bias_lr_scale 8 moves BatchNorm biases 8x as far as with 1, every other weight as far."""
+    images, noisy, _ = tiny
+    data = TrainingTargets(images[:32], cnn.one_hot(noisy[:32]), np.zeros(32, bool))
+    moves = {}
+    for scale in (1.0, 8.0):
+        hyp = cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 32, "bias_lr_scale": scale,
+                                                         "weight_decay": 0.0, "warmup_frac": 0.0})
+        trainer = loop.Trainer(hyp=hyp, progress=False)
+        model = trainer.model(10, images)
+        before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+        trainer.fit(model, data, steps=1, name="t", desc="t")  # at the peak LR: no warm-up
+        moves[scale] = {v.path: v.numpy() - before[v.path] for v in model.trainable_variables}
+    betas = [p for p in moves[1.0] if p.endswith("_bn/beta")]
+    assert betas
+    for path, delta in moves[1.0].items():
+        expected = delta * (8.0 if path in betas else 1.0)
+        np.testing.assert_allclose(moves[8.0][path], expected, rtol=1e-3, atol=1e-7)
+
+
+def test_ema_leaves_the_model_holding_the_moving_average(tiny):
+    """With ema_momentum, the trained model differs from the same run without it (same seed, same batches)."""
+    images, noisy, _ = tiny
+    weights = {}
+    for ema in (0.0, 0.9):
+        trainer = loop.Trainer(hyp=cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 32, "ema_momentum": ema}),
+                               progress=False)
+        model = trainer.model(10, images)
+        trainer.fit(model, TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool)), steps=6,
+                    name="t", desc="t")
+        weights[ema] = model.get_layer("logits").kernel.numpy()
+    assert np.abs(weights[0.0] - weights[0.9]).max() > 1e-4
+
+
+def test_a_stage_can_run_part_of_a_learning_rate_cycle(tiny):
+    """cycle=(0, 0.5) stops at the schedule's midpoint (LR still high); (0.5, 1) starts there and anneals to 0."""
+    images, noisy, _ = tiny
+    peak = cnn.HYP["opt"]["lr"]
+    trainer = _trainer()
+    model = trainer.model(10, images)
+    data = TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool))
+    first = trainer.fit(model, data, steps=10, name="a", desc="a", cycle=(0.0, 0.5))
+    second = trainer.fit(model, data, steps=10, name="b", desc="b", cycle=(0.5, 1.0))
+    assert first.lr[0] > 0 and first.final_lr > 0.5 * peak
+    assert second.lr[0] <= peak * 0.62 and second.final_lr < 0.1 * peak

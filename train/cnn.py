@@ -19,6 +19,8 @@ HYP = {
         "gpu_width": 64,         # the width used when TensorFlow sees a GPU (same budget buys far more there)
         "logit_scale": 0.125,    # multiplies the pooled features before the classifier (airbench's 1/8): keeps the
                                  # initial logits small, which a max-pooled ResNet needs to train stably at high LR
+        "whiten": False,         # first layer = frozen 2x2 patch-whitening filters of the training images (airbench)
+        "dirac": False,          # the other convs start as identity on their first in-channels filters (airbench)
     },
     "opt": {
         "batch_size": 256,       # images per step and replica; larger batches are faster per image on CPU
@@ -27,6 +29,8 @@ HYP = {
         "weight_decay": 5e-4,    # decoupled, scaled by the learning rate (Keras 3 SGD)
         "warmup_frac": 0.1,      # fraction of the steps spent ramping the learning rate up linearly
         "label_smoothing": 0.1,  # mixed into every direct target
+        "bias_lr_scale": 1.0,    # BatchNorm biases learn this many times faster than the weights (airbench: 64)
+        "ema_momentum": 0.0,     # > 0: the model ends as the exponential moving average of its weights
     },
     "aug": {
         "flip": True,            # random horizontal flips
@@ -65,10 +69,12 @@ def _conv_bn_relu(x, channels: int, name: str):
 
 
 def make_model(*, width: int = HYP["net"]["width"], logit_scale: float = HYP["net"]["logit_scale"], n_classes: int = 10,
-               seed: int = 0):
+               seed: int = 0, whiten_images: np.ndarray | None = None, dirac: bool = False):
     """ResNet-9-style CNN: raw RGB (N, 32, 32, 3) float32 in [0, 255] → logits (N, n_classes).
 
-    Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values.
+    Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values. ``whiten_images``
+    (uint8 training images) makes the first layer frozen 2x2 patch-whitening filters computed from them
+    (:func:`whitening_filters`); ``dirac`` starts the other convolutions as identities (:func:`dirac_init`).
     """
     import keras
     from keras import layers
@@ -76,7 +82,14 @@ def make_model(*, width: int = HYP["net"]["width"], logit_scale: float = HYP["ne
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((32, 32, 3), name="images")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
-    x = _conv_bn_relu(x, width, "prep")
+    if whiten_images is not None:
+        whiten = layers.Conv2D(width, 2, padding="same", use_bias=False, trainable=False, name="prep_conv")
+        x = whiten(x)
+        whiten.kernel.assign(whitening_filters(whiten_images, width))
+        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn")(x)
+        x = layers.ReLU(name="prep_relu")(x)
+    else:
+        x = _conv_bn_relu(x, width, "prep")
     x = _conv_bn_relu(x, 2 * width, "layer1")
     x = layers.MaxPooling2D(name="pool1")(x)
     r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a"), 2 * width, "res1b")
@@ -90,7 +103,48 @@ def make_model(*, width: int = HYP["net"]["width"], logit_scale: float = HYP["ne
     x = layers.GlobalMaxPooling2D(name="pool")(x)
     x = layers.Rescaling(logit_scale, name="logit_scale")(x)
     logits = layers.Dense(n_classes, name="logits")(x)
-    return keras.Model(inputs, logits, name=f"resnet9_w{width}")
+    model = keras.Model(inputs, logits, name=f"resnet9_w{width}")
+    if dirac:
+        dirac_init(model, skip=("prep_conv",) if whiten_images is not None else ())
+    return model
+
+
+def whitening_filters(images: np.ndarray, n_filters: int, *, patch: int = 2, eps: float = 5e-4,
+                      max_images: int = 2000, seed: int = 0) -> np.ndarray:
+    """(patch, patch, 3, n_filters) float32 conv kernel that whitens the images' patch × patch × 3 patches.
+
+    The patches' covariance (pixels scaled to [-1, 1] as in the model) has eigenvectors v_i and eigenvalues λ_i; the
+    filters are ±v_i / sqrt(λ_i + eps) for the n_filters / 2 largest λ_i (airbench's first layer: decorrelated,
+    equal-variance inputs, and the ± pair keeps both signs through the ReLU).
+    """
+    if n_filters % 2 or n_filters // 2 > patch * patch * 3:
+        raise ValueError(f"n_filters must be even and at most {2 * patch * patch * 3}, got {n_filters}")
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(images), size=min(max_images, len(images)), replace=False)
+    x = images[np.sort(pick)].astype(np.float32) / 127.5 - 1.0
+    windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(1, 2))  # (N, h, w, 3, p, p)
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, patch * patch * 3)         # (kh, kw, c) order
+    patches = patches - patches.mean(axis=0)
+    cov = (patches.T.astype(np.float64) @ patches) / (len(patches) - 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)                                        # ascending
+    top = np.argsort(eigenvalues)[::-1][: n_filters // 2]
+    w = eigenvectors[:, top] / np.sqrt(eigenvalues[top] + eps)
+    return np.concatenate([w, -w], axis=1).reshape(patch, patch, 3, n_filters).astype(np.float32)
+
+
+def dirac_init(model, *, skip=()) -> None:
+    """Set each 3x3 convolution's first in-channels filters to the identity (airbench's dirac init); the other
+    filters keep their random initialisation."""
+    from keras import layers
+
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D) and layer.name not in skip:
+            kernel = layer.kernel.numpy()
+            kh, kw, c_in, c_out = kernel.shape
+            n = min(c_in, c_out)
+            kernel[:, :, :, :n] = 0.0
+            kernel[kh // 2, kw // 2, np.arange(n), np.arange(n)] = 1.0
+            layer.kernel.assign(kernel)
 
 
 def predict_proba(model, images: np.ndarray, *, batch_size: int = HYP["eval"]["batch_size"],

@@ -71,26 +71,33 @@ def forward_corrected_cross_entropy(transition):
 
 
 def sgd(hyp: dict):
-    """Nesterov SGD with decoupled weight decay; its learning rate is set by :func:`fit` before every step."""
+    """Nesterov SGD with decoupled weight decay (and an EMA of the weights if ``opt.ema_momentum`` > 0); its
+    learning rate is set by :func:`fit` before every step."""
     import keras
 
     opt = hyp["opt"]
+    ema = opt.get("ema_momentum", 0.0)
     return keras.optimizers.SGD(learning_rate=0.0, momentum=opt["momentum"], nesterov=True,
-                                weight_decay=opt["weight_decay"])
+                                weight_decay=opt["weight_decay"], use_ema=ema > 0, ema_momentum=ema or 0.99)
 
 
 def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, peak_lr: float, warmup_frac: float,
         strategy=None, deadline: float | None = None, epoch_offset: float = 0.0, callbacks=(),
-        checkpoint: Path | None = None, progress: bool = True, desc: str = "training",
-        clock=time.monotonic) -> History:
+        checkpoint: Path | None = None, progress: bool = True, desc: str = "training", bias_lr_scale: float = 1.0,
+        cycle: tuple[float, float] = (0.0, 1.0), clock=time.monotonic) -> History:
     """Take at most ``steps`` SGD steps on ``batches`` (one learning-rate cycle up to ``peak_lr``); return History.
+
+    ``cycle`` = (start, end) runs only that part of the cycle (a stage that continues another's schedule ends at
+    ``end``; only ``end`` = 1 anneals to zero).
 
     ``deadline`` (a ``clock()`` time) is a wall-time budget: the schedule runs on
     :class:`~labelmend.train.budget.BudgetClock` progress, so training that reaches the deadline first still ends
     with the learning rate annealed to zero (``History.stopped_early``). ``callbacks`` are called as
     ``callback(history)`` after each epoch (``epoch_offset`` shifts the epoch axis of a later stage). ``checkpoint``
     (a path prefix) saves model + optimizer + curves after every epoch and resumes from it if present. ``model`` and
-    ``optimizer`` must have been made under ``strategy.scope()``.
+    ``optimizer`` must have been made under ``strategy.scope()``. ``bias_lr_scale`` multiplies the gradients (so,
+    under SGD, the learning rate) of BatchNorm biases. An optimizer with ``use_ema`` leaves the model holding the
+    moving average of its weights.
     """
     import tensorflow as tf
 
@@ -100,6 +107,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
     if steps <= 0:
         raise ValueError(f"nothing to train: {steps} steps")
     global_batch = batches.batch_size
+    grad_scales = [bias_lr_scale if v.path.endswith("_bn/beta") else 1.0 for v in model.trainable_variables]
 
     @tf.function
     def train_step(x, target, forward):
@@ -109,6 +117,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
                 per_example = loss(logits, target, forward)
                 mean = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             grads = tape.gradient(mean, model.trainable_variables)
+            grads = [g if s == 1.0 else g * s for g, s in zip(grads, grad_scales)]
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             correct = tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == tf.argmax(target, 1), tf.float32))
             return tf.reduce_sum(per_example), correct
@@ -155,7 +164,8 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             if p >= 1.0:
                 hist.stopped_early = step < steps
                 break
-            hist.final_lr = budget.one_cycle(p, peak=peak_lr, warmup_frac=warmup_frac)
+            hist.final_lr = budget.one_cycle(cycle[0] + (cycle[1] - cycle[0]) * p, peak=peak_lr,
+                                             warmup_frac=warmup_frac)
             optimizer.learning_rate.assign(hist.final_lr)
             batch_loss, correct = train_step(x, target, forward)
             loss_sum += float(batch_loss)
@@ -171,6 +181,9 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
                     bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}", lr=f"{hist.final_lr:.3f}")
         if seen:  # a last, partial epoch
             end_epoch()
+    if optimizer.use_ema:
+        with strategy.scope():
+            optimizer.finalize_variable_values(model.trainable_variables)
     hist.steps = step
     hist.progress = 1.0 if step >= steps or hist.stopped_early else budget_clock.progress(step)
     hist.seconds = clock() - t0
@@ -217,23 +230,25 @@ class Trainer:
     def batch_size(self) -> int:
         return distribute.global_batch_size(self.hyp, self.replicas)
 
-    def model(self, n_classes: int):
-        """A fresh network of the run's width, built under the strategy."""
+    def model(self, n_classes: int, images: np.ndarray):
+        """A fresh network of the run's width, built under the strategy; ``images`` (uint8, the training images)
+        give the whitening filters when ``net.whiten`` is on."""
         net = self.hyp["net"]
         with self.strategy.scope():
             return cnn.make_model(width=net["width"], logit_scale=net["logit_scale"], n_classes=n_classes,
-                                  seed=self.seed)
+                                  seed=self.seed, whiten_images=images if net.get("whiten") else None,
+                                  dirac=net.get("dirac", False))
 
     def predict_proba(self, model, images: np.ndarray) -> np.ndarray:
         return cnn.predict_proba(model, images, batch_size=self.hyp["eval"]["batch_size"],
                                  flip_tta=self.hyp["eval"]["flip_tta"])
 
     def fit(self, model, data: TrainingTargets, *, steps: int, name: str, desc: str, loss=cross_entropy,
-            lr_scale: float = 1.0, deadline: float | None = None, epoch_images: int | None = None,
-            epoch_offset: float = 0.0, val: tuple[np.ndarray, np.ndarray] | None = None,
-            seed_offset: int = 0) -> History:
-        """One learning-rate cycle of at most ``steps`` steps on ``data`` with a fresh optimizer; ``name`` keys the
-        checkpoint, ``deadline`` defaults to the method's."""
+            lr_scale: float = 1.0, cycle: tuple[float, float] = (0.0, 1.0), deadline: float | None = None,
+            epoch_images: int | None = None, epoch_offset: float = 0.0,
+            val: tuple[np.ndarray, np.ndarray] | None = None, seed_offset: int = 0) -> History:
+        """One learning-rate cycle (or its ``cycle`` part) of at most ``steps`` steps on ``data`` with a fresh
+        optimizer; ``name`` keys the checkpoint, ``deadline`` defaults to the method's."""
         opt, aug = self.hyp["opt"], self.hyp["aug"]
         with self.strategy.scope():
             optimizer = sgd(self.hyp)
@@ -244,7 +259,8 @@ class Trainer:
                    peak_lr=distribute.peak_learning_rate(self.hyp, self.replicas) * lr_scale,
                    warmup_frac=opt["warmup_frac"], deadline=self.deadline if deadline is None else deadline,
                    epoch_offset=epoch_offset, callbacks=callbacks, progress=self.progress, desc=desc,
-                   checkpoint=None if self.checkpoints is None else Path(self.checkpoints) / name, clock=self.clock)
+                   checkpoint=None if self.checkpoints is None else Path(self.checkpoints) / name,
+                   bias_lr_scale=opt.get("bias_lr_scale", 1.0), cycle=cycle, clock=self.clock)
 
 
 def _read_checkpoint_state(prefix: Path) -> dict | None:

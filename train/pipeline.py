@@ -65,7 +65,7 @@ def seconds_per_step(images: np.ndarray, trainer) -> float:
 
     n = min(len(images), trainer.batch_size * 4)
     data = TrainingTargets(images[:n], one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
-    hist = trainer.fit(trainer.model(10), data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration",
+    hist = trainer.fit(trainer.model(10, images[:n]), data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration",
                        desc="calibration")
     return hist.warm_seconds / CALIBRATION_STEPS
 

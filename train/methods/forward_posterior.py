@@ -24,6 +24,7 @@ from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_repor
 HYP = {
     "stage_a_frac": 0.6,     # share of Model II's steps spent on forward-corrected training (stage A)
     "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] (it starts from stage A)
+    "stage_b_continues": False,  # True: stage B continues stage A's learning-rate cycle instead of a fresh one
     "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
@@ -57,7 +58,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     val = task.val
     noisy_val = noisy[split.val]
     report = {"n_trusted_pairs": int(n_trusted), "stages": {}}
-    model = trainer.model(k)
+    model = trainer.model(k, images[task.train])
     targets = one_hot(noisy, k)
     targets[is_clean] = one_hot(clean_train, k, smoothing=smoothing)
     transition = None
@@ -72,7 +73,9 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # are (T is then read off this network afterwards). Stage A gets stage_a_frac of the steps and of the time.
     steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])))
     forward = ~is_clean[rows] if trusted_pairs else np.zeros(len(rows), bool)
+    one_cycle = hyp_noise.get("stage_b_continues", False)
     hist_a = trainer.fit(model, TrainingTargets(images[rows], targets[rows], forward), steps=steps_a, name="A",
+                         cycle=(0.0, hyp_noise["stage_a_frac"]) if one_cycle else (0.0, 1.0),
                          loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
                          deadline=budget.slot(trainer.deadline, hyp_noise["stage_a_frac"]),
                          epoch_images=epoch_images, val=val,
@@ -112,7 +115,9 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         soft[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows], soft[rows].astype(np.float32),
                                                     np.zeros(len(rows), bool)),
-                             steps=steps_b, name="B", lr_scale=hyp_noise["stage_b_lr_scale"], seed_offset=1,
+                             steps=steps_b, name="B", seed_offset=1,
+                             **({"cycle": (hyp_noise["stage_a_frac"], 1.0)} if one_cycle else
+                                {"lr_scale": hyp_noise["stage_b_lr_scale"]}),
                              epoch_images=epoch_images, epoch_offset=hist_a.epoch[-1] if hist_a.epoch else 0.0,
                              val=val, desc="model2 B: relabelled")
         histories["B"] = hist_b.as_dict()

@@ -14,7 +14,7 @@ from labelmend.train.task import Task, accuracy, stage_report
 
 def train(task: Task, trainer: Trainer, *, steps: int):
     """Returns (model, report)."""
-    model = trainer.model(task.n_classes)
+    model = trainer.model(task.n_classes, task.images[task.train])
     train = task.train
     targets = one_hot(task.noisy_labels[train], task.n_classes, smoothing=trainer.hyp["opt"]["label_smoothing"])
     data = TrainingTargets(task.images[train], targets, np.zeros(len(train), bool))

@@ -1,0 +1,85 @@
+"""One row of the accuracy ablation (issue 9): a CNN method trained for a fixed number of steps with hyperparameter
+overrides, scored on the default run's 2,000 held-out clean images.
+
+Same data, split, seed and code path as ``labelmend train`` (``Split.make(val_fraction=0.2)``, the registry's method,
+:class:`~labelmend.train.loop.Trainer`), but a fixed step count instead of a time budget, so a row's accuracy does
+not depend on how busy the machine was (its seconds do)::
+
+    python bench/bench_ablation.py --data ../shared/data/seed --steps 700 --label base
+    python bench/bench_ablation.py --data ../shared/data/seed --steps 700 --label whiten --set net.whiten=true
+
+``--set GROUP.KEY=VALUE`` overrides :data:`labelmend.train.cnn.HYP` (``--method-set KEY=VALUE`` the method's own HYP);
+values are JSON (``true``, ``64``, ``0.2``). Appends one JSON line per run to ``--out`` and prints a Markdown row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from labelmend import registry
+from labelmend.train import cnn
+from labelmend.train.data import load_training_data
+from labelmend.train.loop import Trainer
+from labelmend.train.pipeline import configure_tensorflow
+from labelmend.train.task import Split, Task
+
+
+def parse_overrides(pairs: list[str], *, dotted: bool) -> dict:
+    out: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        parsed = json.loads(value)
+        if dotted:
+            group, _, name = key.partition(".")
+            out.setdefault(group, {})[name] = parsed
+        else:
+            out[key] = parsed
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=700, help="SGD steps (global batch 256)")
+    ap.add_argument("--model", default=registry.DEFAULT_MODEL, choices=[m for m in registry.METHODS])
+    ap.add_argument("--label", required=True, help="the row's name")
+    ap.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE")
+    ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/ablation.jsonl"))
+    args = ap.parse_args()
+
+    configure_tensorflow(args.seed)
+    hyp = cnn.hyperparameters(**parse_overrides(args.set, dotted=True))
+    data = load_training_data(args.data, progress=False)
+    split = Split.make(data.n_clean, val_fraction=args.val_fraction, seed=args.seed)
+    task = Task(data.images, data.noisy_labels, data.clean_labels, split, n_classes=data.n_classes)
+    trainer = Trainer(hyp=hyp, seed=args.seed, progress=False)
+    method = registry.METHODS[args.model]
+    kwargs = {}
+    if args.method_set:
+        kwargs["hyp_noise"] = {**method.hyperparameters(), **parse_overrides(args.method_set, dotted=False)}
+    t0 = time.monotonic()
+    model, report = method.trainer()(task, trainer, steps=args.steps, **kwargs)
+    seconds = time.monotonic() - t0
+    val_images, _ = task.val
+    predicted = trainer.predict_proba(model, val_images).argmax(axis=1)
+    row = {"label": args.label, "model": args.model, "steps": args.steps, "seed": args.seed, "set": args.set,
+           "method_set": args.method_set, "val_accuracy": report["validation"]["accuracy"],
+           "n_val": report["validation"]["n"], "seconds": seconds,
+           "stages": report.get("stages"), "label_correction": {
+               k: v for k, v in report.get("label_correction", {}).items() if not k.startswith("per_class")},
+           "val_indices": split.val.tolist(), "val_predictions": predicted.tolist()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"| {args.label} | {args.model} | {args.steps} | {args.seed} | {row['val_accuracy']:.4f} | {seconds:.0f} |",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
