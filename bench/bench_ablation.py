@@ -19,12 +19,13 @@ import json
 import time
 from pathlib import Path
 
-from labelmend import registry
 from labelmend.train import cnn
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
 from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import Split, Task
+
+from labelmend import registry
 
 
 def parse_overrides(pairs: list[str], *, dotted: bool) -> dict:
