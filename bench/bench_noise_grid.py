@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--undo-noise", action="store_true",
                     help="ablation: without trusted pairs, relabel from P(noisy | x)·T⁻¹ instead of P(noisy | x)")
+    ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override Model II's HYP (JSON value), e.g. stage_b_continues=true")
     ap.add_argument("--out-json", type=Path)
     args = ap.parse_args()
     configure_tensorflow(args.seed)
@@ -85,7 +87,8 @@ def main() -> None:
             if model1_acc is None:  # Model I never sees a clean label: once per noise kind
                 _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
-            hyp_noise = {**forward_posterior.HYP, "undo_noise_without_pairs": args.undo_noise}
+            hyp_noise = {**forward_posterior.HYP, "undo_noise_without_pairs": args.undo_noise,
+                         **{k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.method_set)}}
             _, r2 = forward_posterior.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
             lc = r2["label_correction"]
             corrected = lc.get("posterior_accuracy_after_B", lc["posterior_accuracy"])

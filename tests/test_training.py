@@ -300,40 +300,6 @@ def test_dirac_init_makes_each_conv_an_identity_on_its_first_channels():
             assert np.abs(k[:, :, :, c_in:]).sum() > 0  # the other filters stay random
 
 
-def test_bias_learning_rate_scale_moves_only_batchnorm_biases_faster(tiny):
-    """One SGD step with bias_lr_scale 8 moves BatchNorm biases 8x as far as with 1, every other weight as far."""
-    images, noisy, _ = tiny
-    data = TrainingTargets(images[:32], cnn.one_hot(noisy[:32]), np.zeros(32, bool))
-    moves = {}
-    for scale in (1.0, 8.0):
-        hyp = cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 32, "bias_lr_scale": scale,
-                                                         "weight_decay": 0.0, "warmup_frac": 0.0})
-        trainer = loop.Trainer(hyp=hyp, progress=False)
-        model = trainer.model(10, images)
-        before = {v.path: v.numpy().copy() for v in model.trainable_variables}
-        trainer.fit(model, data, steps=1, name="t", desc="t")  # at the peak LR: no warm-up
-        moves[scale] = {v.path: v.numpy() - before[v.path] for v in model.trainable_variables}
-    betas = [p for p in moves[1.0] if p.endswith("_bn/beta")]
-    assert betas
-    for path, delta in moves[1.0].items():
-        expected = delta * (8.0 if path in betas else 1.0)
-        np.testing.assert_allclose(moves[8.0][path], expected, rtol=1e-3, atol=1e-7)
-
-
-def test_ema_leaves_the_model_holding_the_moving_average(tiny):
-    """With ema_momentum, the trained model differs from the same run without it (same seed, same batches)."""
-    images, noisy, _ = tiny
-    weights = {}
-    for ema in (0.0, 0.9):
-        trainer = loop.Trainer(hyp=cnn.hyperparameters(net={"width": 4}, opt={"batch_size": 32, "ema_momentum": ema}),
-                               progress=False)
-        model = trainer.model(10, images)
-        trainer.fit(model, TrainingTargets(images, cnn.one_hot(noisy), np.zeros(len(images), bool)), steps=6,
-                    name="t", desc="t")
-        weights[ema] = model.get_layer("logits").kernel.numpy()
-    assert np.abs(weights[0.0] - weights[0.9]).max() > 1e-4
-
-
 def test_a_stage_can_run_part_of_a_learning_rate_cycle(tiny):
     """cycle=(0, 0.5) stops at the schedule's midpoint (LR still high); (0.5, 1) starts there and anneals to 0."""
     images, noisy, _ = tiny

@@ -71,19 +71,17 @@ def forward_corrected_cross_entropy(transition):
 
 
 def sgd(hyp: dict):
-    """Nesterov SGD with decoupled weight decay (and an EMA of the weights if ``opt.ema_momentum`` > 0); its
-    learning rate is set by :func:`fit` before every step."""
+    """Nesterov SGD with decoupled weight decay; its learning rate is set by :func:`fit` before every step."""
     import keras
 
     opt = hyp["opt"]
-    ema = opt.get("ema_momentum", 0.0)
     return keras.optimizers.SGD(learning_rate=0.0, momentum=opt["momentum"], nesterov=True,
-                                weight_decay=opt["weight_decay"], use_ema=ema > 0, ema_momentum=ema or 0.99)
+                                weight_decay=opt["weight_decay"])
 
 
 def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, peak_lr: float, warmup_frac: float,
         strategy=None, deadline: float | None = None, epoch_offset: float = 0.0, callbacks=(),
-        checkpoint: Path | None = None, progress: bool = True, desc: str = "training", bias_lr_scale: float = 1.0,
+        checkpoint: Path | None = None, progress: bool = True, desc: str = "training",
         cycle: tuple[float, float] = (0.0, 1.0), clock=time.monotonic) -> History:
     """Take at most ``steps`` SGD steps on ``batches`` (one learning-rate cycle up to ``peak_lr``); return History.
 
@@ -95,9 +93,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
     with the learning rate annealed to zero (``History.stopped_early``). ``callbacks`` are called as
     ``callback(history)`` after each epoch (``epoch_offset`` shifts the epoch axis of a later stage). ``checkpoint``
     (a path prefix) saves model + optimizer + curves after every epoch and resumes from it if present. ``model`` and
-    ``optimizer`` must have been made under ``strategy.scope()``. ``bias_lr_scale`` multiplies the gradients (so,
-    under SGD, the learning rate) of BatchNorm biases. An optimizer with ``use_ema`` leaves the model holding the
-    moving average of its weights.
+    ``optimizer`` must have been made under ``strategy.scope()``.
     """
     import tensorflow as tf
 
@@ -107,7 +103,6 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
     if steps <= 0:
         raise ValueError(f"nothing to train: {steps} steps")
     global_batch = batches.batch_size
-    grad_scales = [bias_lr_scale if v.path.endswith("_bn/beta") else 1.0 for v in model.trainable_variables]
 
     @tf.function
     def train_step(x, target, forward):
@@ -117,7 +112,6 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
                 per_example = loss(logits, target, forward)
                 mean = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             grads = tape.gradient(mean, model.trainable_variables)
-            grads = [g if s == 1.0 else g * s for g, s in zip(grads, grad_scales)]
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             correct = tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == tf.argmax(target, 1), tf.float32))
             return tf.reduce_sum(per_example), correct
@@ -181,9 +175,6 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
                     bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}", lr=f"{hist.final_lr:.3f}")
         if seen:  # a last, partial epoch
             end_epoch()
-    if optimizer.use_ema:
-        with strategy.scope():
-            optimizer.finalize_variable_values(model.trainable_variables)
     hist.steps = step
     hist.progress = 1.0 if step >= steps or hist.stopped_early else budget_clock.progress(step)
     hist.seconds = clock() - t0
@@ -260,7 +251,7 @@ class Trainer:
                    warmup_frac=opt["warmup_frac"], deadline=self.deadline if deadline is None else deadline,
                    epoch_offset=epoch_offset, callbacks=callbacks, progress=self.progress, desc=desc,
                    checkpoint=None if self.checkpoints is None else Path(self.checkpoints) / name,
-                   bias_lr_scale=opt.get("bias_lr_scale", 1.0), cycle=cycle, clock=self.clock)
+                   cycle=cycle, clock=self.clock)
 
 
 def _read_checkpoint_state(prefix: Path) -> dict | None:

@@ -9,7 +9,8 @@ relabels with it: no forward correction through a guessed T.
 A. **Forward correction.** Clean-train images fit their clean label; every other image fits its noisy label through
    T (Patrini et al. 2017, eq. 6), so the network learns P(y | x) although 6 in 10 of those labels are wrong.
 B. **Posterior relabelling + self-training.** Each noisy image gets the soft label P(y | x, ỹ) ∝ P(y | x) · T[y, ỹ]
-   (the noisy label as evidence), and training continues on clean + soft labels with a fresh learning-rate cycle.
+   (the noisy label as evidence), and training continues on clean + soft labels, on the rest of stage A's
+   learning-rate cycle (the two stages share one warm-up-and-anneal cycle).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_repor
 HYP = {
     "stage_a_frac": 0.6,     # share of Model II's steps spent on forward-corrected training (stage A)
     "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] (it starts from stage A)
-    "stage_b_continues": False,  # True: stage B continues stage A's learning-rate cycle instead of a fresh one
+    "stage_b_continues": True,  # stage B continues stage A's learning-rate cycle (one cycle in all) instead of a
+                                # fresh cycle at stage_b_lr_scale: +1.9 pt at 700 steps (BENCHMARKS.md §11)
     "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
@@ -106,7 +108,8 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "n": int(len(split.val)),
     }
 
-    # Stage B: clean labels + posterior soft labels, a fresh (lower) learning-rate cycle from stage A's weights.
+    # Stage B: clean labels + posterior soft labels, from stage A's weights, on the rest of its learning-rate cycle
+    # (or, with stage_b_continues off, a fresh cycle at stage_b_lr_scale).
     # Stage B gets the planned steps stage A did not use and the time left until the model's deadline.
     steps_b = steps - hist_a.steps
     final_probs, final_posterior = probs[split.val], posterior[split.val]
