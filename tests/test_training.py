@@ -311,3 +311,12 @@ def test_a_stage_can_run_part_of_a_learning_rate_cycle(tiny):
     second = trainer.fit(model, data, steps=10, name="b", desc="b", cycle=(0.5, 1.0))
     assert first.lr[0] > 0 and first.final_lr > 0.5 * peak
     assert second.lr[0] <= peak * 0.62 and second.final_lr < 0.1 * peak
+
+
+@pytest.mark.parametrize("width, n_whiten", [(64, 24), (5, 4), (1, 2)])
+def test_whitening_layer_fits_any_width(tiny, width, n_whiten):
+    """GPU width 64 gets airbench's 24 filters (all 12 patch dimensions, ±); odd or tiny widths an even number."""
+    images, _, _ = tiny
+    model = cnn.make_model(width=width, whiten_images=images, dirac=True)
+    assert model.get_layer("prep_conv").kernel.shape == (2, 2, 3, n_whiten)
+    assert model(images[:2].astype(np.float32)).shape == (2, 10)

@@ -58,6 +58,8 @@ def hyperparameters(**overrides) -> dict:
 
 # ---------------------------------------------------------------- layers and model
 
+WHITEN_PATCH = 2  # the whitening filters' size: 2x2 RGB patches, 12 dimensions
+
 
 def _conv_bn_relu(x, channels: int, name: str):
     from keras import layers
@@ -83,9 +85,12 @@ def make_model(*, width: int = HYP["net"]["width"], logit_scale: float = HYP["ne
     inputs = keras.Input((32, 32, 3), name="images")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
     if whiten_images is not None:
-        whiten = layers.Conv2D(width, 2, padding="same", use_bias=False, trainable=False, name="prep_conv")
+        # as many ± filter pairs as the width asks for, at most the 12 dimensions of a 2x2x3 patch (airbench: 24)
+        n_whiten = max(2, min(width, 2 * WHITEN_PATCH * WHITEN_PATCH * 3) // 2 * 2)
+        whiten = layers.Conv2D(n_whiten, WHITEN_PATCH, padding="same", use_bias=False, trainable=False,
+                               name="prep_conv")
         x = whiten(x)
-        whiten.kernel.assign(whitening_filters(whiten_images, width))
+        whiten.kernel.assign(whitening_filters(whiten_images, n_whiten, patch=WHITEN_PATCH))
         x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn")(x)
         x = layers.ReLU(name="prep_relu")(x)
     else:
