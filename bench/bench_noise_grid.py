@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_ablation import parse_overrides  # a sibling script (bench/ is on sys.path when run)
 from labelmend.train import noise
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
@@ -88,7 +89,7 @@ def main() -> None:
                 _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
             hyp_noise = {**forward_posterior.HYP, "undo_noise_without_pairs": args.undo_noise,
-                         **{k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.method_set)}}
+                         **parse_overrides(args.method_set, dotted=False)}
             _, r2 = forward_posterior.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
             lc = r2["label_correction"]
             corrected = lc.get("posterior_accuracy_after_B", lc["posterior_accuracy"])

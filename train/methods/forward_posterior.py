@@ -75,7 +75,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # are (T is then read off this network afterwards). Stage A gets stage_a_frac of the steps and of the time.
     steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])))
     forward = ~is_clean[rows] if trusted_pairs else np.zeros(len(rows), bool)
-    shared_cycle = hyp_noise.get("stage_b_continues", False)
+    shared_cycle = hyp_noise["stage_b_continues"]
     hist_a = trainer.fit(model, TrainingTargets(images[rows], targets[rows], forward), steps=steps_a, name="A",
                          cycle=(0.0, hyp_noise["stage_a_frac"]) if shared_cycle else (0.0, 1.0),
                          loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
@@ -119,8 +119,8 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         hist_b = trainer.fit(model, TrainingTargets(images[rows], soft[rows].astype(np.float32),
                                                     np.zeros(len(rows), bool)),
                              steps=steps_b, name="B", seed_offset=1,
-                             **({"cycle": (hyp_noise["stage_a_frac"], 1.0)} if shared_cycle else
-                                {"lr_scale": hyp_noise["stage_b_lr_scale"]}),
+                             cycle=(hyp_noise["stage_a_frac"], 1.0) if shared_cycle else (0.0, 1.0),
+                             lr_scale=1.0 if shared_cycle else hyp_noise["stage_b_lr_scale"],
                              epoch_images=epoch_images, epoch_offset=hist_a.epoch[-1] if hist_a.epoch else 0.0,
                              val=val, desc="model2 B: relabelled")
         histories["B"] = hist_b.as_dict()
