@@ -59,8 +59,6 @@ def main() -> None:
     ap.add_argument("--trusted", default="0,200,1000,8000")
     ap.add_argument("--noise", default=",".join(NOISE), help="comma-separated subset of: " + ", ".join(NOISE))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--undo-noise", action="store_true",
-                    help="ablation: without trusted pairs, relabel from P(noisy | x)·T⁻¹ instead of P(noisy | x)")
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override Model II's HYP (JSON value), e.g. stage_b_continues=true")
     ap.add_argument("--out-json", type=Path)
@@ -88,11 +86,10 @@ def main() -> None:
             if model1_acc is None:  # Model I never sees a clean label: once per noise kind
                 _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
-            hyp_noise = {**forward_posterior.HYP, "undo_noise_without_pairs": args.undo_noise,
-                         **parse_overrides(args.method_set, dotted=False)}
+            hyp_noise = {**forward_posterior.HYP, **parse_overrides(args.method_set, dotted=False)}
             _, r2 = forward_posterior.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
             lc = r2["label_correction"]
-            corrected = lc.get("posterior_accuracy_after_B", lc["posterior_accuracy"])
+            corrected = lc.get("corrected_label_accuracy_after_B", lc["corrected_label_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))
             row = {"noise": kind, "trusted": m, "noisy_ce": model1_acc,
                    "forward_posterior": r2["validation"]["accuracy"],

@@ -75,7 +75,9 @@ def test_k_classes_train_export_evaluate_predict(tmp_path, capsys, k, names, n_c
     assert np.asarray(m2["transition_matrix"]).shape == (k, k)
     if n_clean is None:
         assert "estimated without trusted pairs" in m2["transition_source"]
-        assert "estimated without any clean label" in (run / "reports" / "report.md").read_text()
+        report = (run / "reports" / "report.md").read_text()
+        assert "estimated without any clean label" in report and "Confident learning flagged" in report
+        assert "confident labels" in m2["transition_source"]
     assert main(["--quiet", "export", "--run", str(run), "--bundle", str(bundle)]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["class_names"] == expected_names

@@ -152,10 +152,42 @@ def test_transition_errors():
         noise.estimate_transition_from_probs(np.ones(3))
 
 
-def test_clean_probabilities_are_recovered_from_noisy_label_probabilities():
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(2, 12), rate=st.floats(0.0, 0.6))
+def test_confident_labels_are_classes_above_their_threshold(seed, k, rate):
+    """Every confident label is the most probable class among those at or above their class threshold."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(k), size=200)
+    noisy = noise.simulate_noise(rng.integers(0, k, 200), noise.symmetric(k, rate * (k - 1) / k), seed=seed)
+    confident, thresholds = noise.confident_labels(probs, noisy)
+    assert confident.shape == (200,) and thresholds.shape == (k,)
+    for n in range(200):
+        above = np.flatnonzero(probs[n] >= thresholds)
+        assert confident[n] == (above[np.argmax(probs[n, above])] if len(above) else -1)
+    labelled = np.bincount(noisy, minlength=k) > 0
+    np.testing.assert_allclose(thresholds[labelled], [probs[noisy == j, j].mean() for j in np.flatnonzero(labelled)])
+    assert np.all(thresholds[~labelled] == 1.0)
+
+
+@pytest.mark.parametrize("t_true", [noise.symmetric(K, 0.6), noise.pair_flip(K, 0.4)])
+def test_confident_labels_find_the_wrong_labels_of_an_underconfident_classifier(t_true):
+    """A classifier of the noisy label, P(ỹ | x) = P(y | x) @ T, blurred and under-confident, still points at the
+    true class above its threshold: the labels confident learning flags are mostly the wrong ones."""
     rng = np.random.default_rng(0)
-    clean = rng.dirichlet(np.ones(K), size=100)
-    t = noise.pair_flip(K, 0.3) * 0.9 + 0.1 / K
-    np.testing.assert_allclose(noise.clean_from_noisy_probs(clean @ t, t), clean, atol=1e-9)
-    flat = np.full((K, K), 1.0 / K)  # singular: nothing can be undone, the input comes back
-    np.testing.assert_array_equal(noise.clean_from_noisy_probs(clean, flat), clean)
+    y = rng.integers(0, K, 20000)
+    noisy = noise.simulate_noise(y, t_true, seed=1)
+    clean_probs = 0.6 * np.eye(K)[y] + 0.4 * rng.dirichlet(np.ones(K), size=len(y))
+    confident, _ = noise.confident_labels(clean_probs @ t_true, noisy)
+    flagged = (confident >= 0) & (confident != noisy)
+    assert np.mean(noisy[~flagged] == y[~flagged]) > 0.95  # what stage B keeps is clean
+    assert np.mean(noisy[flagged] != y[flagged]) > 0.95     # what it drops was wrong
+    assert np.mean(np.where(flagged, confident, noisy) == y) > 0.95
+
+
+def test_confident_labels_errors():
+    with pytest.raises(ValueError, match="noisy_probs must have shape"):
+        noise.confident_labels(np.ones(3), np.zeros(3, int))
+    with pytest.raises(ValueError, match="3 rows but noisy_labels 2"):
+        noise.confident_labels(np.ones((3, 2)) / 2, np.zeros(2, int))
+    with pytest.raises(ValueError, match="noisy_labels must lie in 0..1"):
+        noise.confident_labels(np.ones((3, 2)) / 2, np.array([0, 1, 2]))

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from labelmend.train import cnn, loop  # noqa: E402
+from labelmend.train import cnn, loop, noise  # noqa: E402
 from labelmend.train.inputs import TrainingTargets  # noqa: E402
 from labelmend.train.methods import forward_posterior, noisy_ce  # noqa: E402
 from labelmend.train.task import Split, Task  # noqa: E402
@@ -110,7 +110,7 @@ def test_model1_and_model2_share_the_step_budget(tiny):
     assert r1["history"]["all"]["epoch"][-1] == pytest.approx(r2["history"]["B"]["epoch"][-1])
     assert r2["history"]["B"]["epoch"][0] > r2["history"]["A"]["epoch"][-1]
     lc = r2["label_correction"]
-    assert lc["n"] == 10 and 0 <= lc["posterior_accuracy"] <= 1
+    assert lc["n"] == 10 and 0 <= lc["corrected_label_accuracy"] <= 1
     assert np.allclose(np.sum(r2["transition_matrix"], axis=1), 1.0)
 
 
@@ -320,3 +320,40 @@ def test_whitening_layer_fits_any_width(tiny, width, n_whiten):
     model = cnn.make_model(width=width, whiten_images=images, dirac=True)
     assert model.get_layer("prep_conv").kernel.shape == (2, 2, 3, n_whiten)
     assert model(images[:2].astype(np.float32)).shape == (2, 10)
+
+
+def test_model2_rounds_split_stage_b_and_keep_the_step_budget(tiny):
+    images, noisy, y = tiny
+    task = Task(images, noisy, y[:40], Split.make(40, val_fraction=0.25, seed=0))
+    hyp = {**forward_posterior.HYP, "rounds": 2}
+    _, r2 = forward_posterior.train(task, _trainer(), steps=10, hyp_noise=hyp)
+    assert set(r2["history"]) == {"A", "B1", "B2"} and r2["steps"] == 10
+    assert r2["history"]["B2"]["epoch"][0] > r2["history"]["B1"]["epoch"][-1]
+    assert len(r2["label_issues"]["flagged_training_images"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["confident_learning", "confident_relabel", "posterior"])
+def test_stage_b_labels_keep_clean_images_and_drop_only_flagged_noisy_ones(kind):
+    rng = np.random.default_rng(0)
+    k, n = 4, 400
+    y = rng.integers(0, k, n)
+    noisy = np.where(rng.random(n) < 0.3, (y + 1) % k, y)
+    probs = 0.7 * np.eye(k)[y] + 0.3 * rng.dirichlet(np.ones(k), n)  # a classifier of y, mostly right
+    is_clean = np.arange(n) < 50
+    t = noise.pair_flip(k, 0.3)
+    targets, keep, corrected = forward_posterior.relabel(kind, probs, noisy, t, is_clean=is_clean, smoothing=0.0)
+    assert targets.shape == corrected.shape == (n, k) and np.allclose(corrected.sum(1), 1)
+    assert keep[is_clean].all()
+    if kind == "confident_learning":
+        assert 0.5 < keep.mean() < 0.95  # the flipped labels go, most of the rest stay
+        assert np.mean(noisy[keep] == y[keep]) > 0.95
+        np.testing.assert_array_equal(targets.argmax(1), noisy)
+    else:
+        assert keep.all()
+    assert np.mean(corrected.argmax(1) == y) > np.mean(noisy == y) + 0.2
+
+
+def test_unknown_stage_b_labels_are_refused():
+    with pytest.raises(ValueError, match="unknown stage B labels 'magic'"):
+        forward_posterior.relabel("magic", np.ones((2, 2)) / 2, np.zeros(2, int), None,
+                                  is_clean=np.zeros(2, bool), smoothing=0.0)

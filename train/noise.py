@@ -10,6 +10,8 @@ classifier's estimate of P(y | x).
 * :func:`estimate_transition_from_probs` estimates T without any clean label, from a classifier of the *noisy*
   label: anchor points (Patrini et al. 2017, §3.1, eqs. 9–10): the image most typical of class i (its predicted
   P(ỹ = i | x) at the 97th percentile) is taken as surely of class i, so its whole predicted row is T[i, :].
+* :func:`confident_labels` guesses each image's true label without any clean label, from a classifier of the noisy
+  label: confident learning (Northcutt et al. 2021, §3.1), per-class thresholds instead of a single anchor image.
 * :func:`simulate_noise` draws noisy labels from clean ones through a given T (for tests and benchmarks), and
   :func:`symmetric`, :func:`pair_flip` build the usual Ts.
 * :func:`posterior_correction` combines a classifier with the noisy label as evidence, by Bayes' rule under the
@@ -107,6 +109,33 @@ def estimate_transition_from_probs(noisy_probs: np.ndarray, *, quantile: float =
     return t / t.sum(axis=1, keepdims=True)
 
 
+def confident_labels(noisy_probs: np.ndarray, noisy_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's confident label (Northcutt et al., "Confident learning", JAIR 2021, §3.1); returns
+    (confident (N,) ints, -1 where no class is confident; thresholds (K,)).
+
+    ``noisy_probs`` (N, K): P̂(ỹ | x) of a network trained on the noisy labels ``noisy_labels`` (N,). Class j's
+    threshold t_j is the mean P̂(ỹ = j | x) over the images labelled j: how sure the network is of its own class j
+    on average, which adapts to a network made under-confident by the noise (the flaw of a single anchor image).
+    Image n's confident label is its most probable class among those with P̂(ỹ = j | x_n) >= t_j. Where it differs
+    from ỹ_n, the noisy label is a likely error (cleanlab's "confident joint" off-diagonal).
+    """
+    probs = np.asarray(noisy_probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"noisy_probs must have shape (N, K), got {probs.shape}")
+    k = probs.shape[1]
+    noisy = _check_labels(noisy_labels, k, "noisy_labels")
+    if len(noisy) != len(probs):
+        raise ValueError(f"noisy_probs has {len(probs)} rows but noisy_labels {len(noisy)} entries")
+    counts = np.bincount(noisy, minlength=k)
+    sums = np.zeros(k)
+    np.add.at(sums, noisy, probs[np.arange(len(noisy)), noisy])
+    # a class no image is labelled with gets threshold 1: nothing is confidently of it
+    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+    above = probs >= thresholds
+    confident = np.where(above.any(axis=1), np.where(above, probs, -1.0).argmax(axis=1), -1)
+    return confident.astype(np.int64), thresholds
+
+
 def posterior_correction(probs: np.ndarray, noisy_labels: np.ndarray, transition: np.ndarray) -> np.ndarray:
     """P(y | x, ỹ) ∝ probs[n, y] · T[y, ỹ_n]; returns (N, K) rows summing to 1.
 
@@ -121,19 +150,6 @@ def posterior_correction(probs: np.ndarray, noisy_labels: np.ndarray, transition
     total = joint.sum(axis=1, keepdims=True)
     # A classifier certain of a class the noise can never turn into ỹ leaves no mass; fall back to the classifier.
     return np.where(total > 0, joint / np.where(total > 0, total, 1.0), probs)
-
-
-def clean_from_noisy_probs(noisy_probs: np.ndarray, transition: np.ndarray, *, max_condition: float = 1e3
-                           ) -> np.ndarray:
-    """P(y | x) (N, K) from a classifier of the noisy label, P(ỹ | x) = P(y | x) · T: solved through T⁻¹, clipped at
-    0 and renormalised. A T too close to singular (condition number above ``max_condition``) cannot be inverted
-    safely: the noisy-label probabilities are returned as they are."""
-    noisy_probs = np.asarray(noisy_probs, dtype=np.float64)
-    if np.linalg.cond(transition) > max_condition:
-        return noisy_probs
-    clean = np.clip(noisy_probs @ np.linalg.inv(transition), 0.0, None)
-    total = clean.sum(axis=1, keepdims=True)
-    return np.where(total > 0, clean / np.where(total > 0, total, 1.0), noisy_probs)
 
 
 def forward_corrected(probs: np.ndarray, transition: np.ndarray) -> np.ndarray:

@@ -114,6 +114,12 @@ def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:
                          f"{floor} ({floor // max(1, len(names))} per class): T is rough"
                          + (", and was estimated without any clean label" if t.get("n_trusted_pairs", 0) == 0
                             else "") + "; more clean labels give a more reliable noise model.")
+    if "label_issues" in t:
+        issues = t["label_issues"]
+        fate = "trained on its confident label" if issues["stage_b"] == "confident_relabel" else "left out"
+        counts = " then ".join(f"{c:,}" for c in issues["flagged_training_images"])
+        lines.append(f"Confident learning flagged {counts} (stage B's rounds) of {issues['of']:,} training noisy "
+                     f"labels as wrong; in each round those images were {fate}.")
     if "label_correction" in t:
         lines += ["", f"## {name} label correction on the validation images (their noisy labels vs clean labels)", ""]
         per_class = {k: v for k, v in t["label_correction"].items() if k.startswith("per_class")}
@@ -121,7 +127,7 @@ def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:
         if per_class:
             lines += ["", "| class | noisy labels right | corrected labels right |", "|---|---|---|"]
             lines += [f"| {c} | {_fmt(a)} | {_fmt(b)} |" for c, a, b in zip(
-                names, per_class["per_class_noisy_label_accuracy"], per_class["per_class_posterior_accuracy"])]
+                names, per_class["per_class_noisy_label_accuracy"], per_class["per_class_corrected_label_accuracy"])]
     if t.get("stages"):
         lines += ["", f"## {name} stages (validation accuracy)", ""]
         lines += [f"- {k}: {_fmt(v['val_accuracy'])}" for k, v in t["stages"].items()]

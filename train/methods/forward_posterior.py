@@ -1,16 +1,25 @@
-"""Model II: forward correction, then posterior relabelling — clean labels + noisy labels through the noise model.
+"""Model II: forward correction, then confident learning — clean labels + the noisy labels that survive a check.
 
-Notation as in :mod:`labelmend.train.noise`: T[i, j] = P(ỹ = j | y = i). Two stages share the model's steps and time
-(``HYP``), after T is estimated: counted from the trusted (clean, noisy) pairs when there are at least
-``min_trusted_per_class`` per class on average. Otherwise (no or very few clean labels) stage A fits the noisy labels
-as they are, T is read off that network's predictions at anchor points (Patrini et al. 2017, §3.1), and stage B
-relabels with it: no forward correction through a guessed T.
+Notation as in :mod:`labelmend.train.noise`: T[i, j] = P(ỹ = j | y = i). The stages share the model's steps and time
+(``HYP``) and one learning-rate cycle (warm-up, then anneal to zero):
 
-A. **Forward correction.** Clean-train images fit their clean label; every other image fits its noisy label through
-   T (Patrini et al. 2017, eq. 6), so the network learns P(y | x) although 6 in 10 of those labels are wrong.
-B. **Posterior relabelling + self-training.** Each noisy image gets the soft label P(y | x, ỹ) ∝ P(y | x) · T[y, ỹ]
-   (the noisy label as evidence), and training continues on clean + soft labels, on the rest of stage A's
-   learning-rate cycle (the two stages share one warm-up-and-anneal cycle).
+A. **Forward correction** (``stage_a_frac`` of the cycle). Clean-labelled training images fit their clean label;
+   every other image fits its noisy label through T (Patrini et al. 2017, eq. 6), so the network learns P(y | x)
+   although most of those labels are wrong. T is counted from the trusted (clean, noisy) pairs when there are at
+   least ``min_trusted_per_class`` per class; with fewer (or none) no T can be counted, and stage A fits the noisy
+   labels as they are: the network then learns P(ỹ | x).
+B. **Confident learning, then training on what it keeps** (the rest of the cycle, in ``rounds`` rounds). A classifier
+   of the *noisy* label — stage A's P(y | x) · T, or stage A's network itself when there is no T — gives each class a
+   threshold, the mean probability of that class over the images labelled with it (Northcutt et al. 2021). A noisy
+   label whose image is confidently of another class is flagged as wrong and the image is left out; training goes
+   on with the clean labels and the noisy labels that were kept (~9 in 10 of them right on the client's data).
+   Each round flags again with the network as it is then. Without trusted pairs, T is counted from the (confident,
+   noisy) label pairs, for the report.
+
+``with_pairs`` / ``without_pairs`` select stage B's labels for the ablation rows of BENCHMARKS.md: "confident_learning"
+(above), "confident_relabel" (flagged images train on their confident label instead) or "posterior" (every noisy
+image trains on the soft label P(y | x, ỹ) ∝ P(y | x) · T[y, ỹ]; without trusted pairs T then comes from anchor
+points, Patrini et al. 2017, §3.1).
 """
 
 from __future__ import annotations
@@ -23,16 +32,17 @@ from labelmend.train.loop import Trainer, cross_entropy, forward_corrected_cross
 from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_report
 
 HYP = {
-    "stage_a_frac": 0.6,     # share of Model II's steps spent on forward-corrected training (stage A)
-    "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] (it starts from stage A)
+    "stage_a_frac": 0.6,     # share of Model II's steps (and learning-rate cycle) spent on stage A
+    "rounds": 1,             # stage B's rounds of flagging and training
+    "with_pairs": "confident_learning",  # stage B's labels with trusted pairs (module docstring)
+    "without_pairs": "confident_learning",  # ... and without
     "stage_b_continues": True,  # stage B continues stage A's learning-rate cycle (one cycle in all) instead of a
                                 # fresh cycle at stage_b_lr_scale: +1.9 pt at 700 steps (BENCHMARKS.md §11)
+    "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] when it does not continue
     "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
-    "undo_noise_without_pairs": False,  # without trusted pairs, P(y|x) = P(ỹ|x)·T⁻¹ before relabelling? Off:
-                                        # with the anchor T it cost 11 pt (BENCHMARKS.md §7, ablation)
-    "anchor_quantile": 0.97,  # anchor of class i: the image at this quantile of P(noisy = i | x) (Patrini et al.)
+    "anchor_quantile": 0.97,  # "posterior" without pairs: anchor of class i = the image at this quantile of P(ỹ=i|x)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -43,93 +53,132 @@ def counts_transition(n_trusted: int, n_classes: int, hyp_noise: dict = HYP) -> 
     return n_trusted >= hyp_noise["min_trusted_per_class"] * n_classes
 
 
+def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None, *,
+            is_clean: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stage B's labels from the network's probabilities ``probs`` (N, K) — P(y | x) where ``transition`` is given,
+    else P(ỹ | x). Returns (targets (N, K), keep (N,) bool, corrected (N, K): the label distribution the method
+    believes, scored against clean labels in the report)."""
+    k = probs.shape[1]
+    if kind == "posterior":
+        corrected = noise.posterior_correction(probs, noisy, transition)
+        return (1 - smoothing) * corrected + smoothing / k, np.ones(len(noisy), bool), corrected
+    if kind not in ("confident_learning", "confident_relabel"):
+        raise ValueError(f"unknown stage B labels {kind!r}: posterior, confident_learning or confident_relabel")
+    noisy_probs = noise.forward_corrected(probs, transition) if transition is not None else probs
+    confident, _ = noise.confident_labels(noisy_probs, noisy)
+    flagged = (confident >= 0) & (confident != noisy) & ~is_clean
+    corrected = np.where(flagged, confident, noisy)
+    if kind == "confident_relabel":
+        return one_hot(corrected, k, smoothing=smoothing), np.ones(len(noisy), bool), one_hot(corrected, k)
+    return one_hot(noisy, k, smoothing=smoothing), ~flagged, one_hot(corrected, k)
+
+
 def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     """Model II (module docstring). Returns (model, report with T and each stage's validation numbers)."""
     images, noisy, split, k = task.images, task.noisy_labels, task.split, task.n_classes
-    n = len(images)
     smoothing = trainer.hyp["opt"]["label_smoothing"]
     n_trusted = len(split.train_clean)
     trusted_pairs = counts_transition(n_trusted, k, hyp_noise)
+    kind = hyp_noise["with_pairs" if trusted_pairs else "without_pairs"]
     clean_train = task.clean_labels[split.train_clean]
-    is_clean = np.zeros(n, bool)
+    is_clean = np.zeros(len(images), bool)
     is_clean[split.train_clean] = True
     # every training image once, the clean-labelled ones clean_repeat times; an epoch is still one pass over the
     # training images (epoch_images), so Model I's and Model II's curves share their x-axis
     rows = np.concatenate([task.train] + [split.train_clean] * (hyp_noise["clean_repeat"] - 1))
     epoch_images = len(task.train)
-    val = task.val
-    noisy_val = noisy[split.val]
+    val, noisy_val = task.val, noisy[split.val]
     report = {"n_trusted_pairs": int(n_trusted), "stages": {}}
     model = trainer.model(k, images[task.train])
     targets = one_hot(noisy, k)
     targets[is_clean] = one_hot(clean_train, k, smoothing=smoothing)
     transition = None
-
     if trusted_pairs:
         transition = noise.estimate_transition_matrix(clean_train, noisy[split.train_clean], n_classes=k,
                                                       prior_strength=hyp_noise["prior_strength"])
         report["transition_source"] = (f"counted from {n_trusted} trusted (clean, noisy) label pairs, Dirichlet prior "
                                        f"of {hyp_noise['prior_strength']:g} pseudo-pairs per row")
 
-    # Stage A: clean labels direct; noisy labels through T when T is known (forward correction), else taken as they
-    # are (T is then read off this network afterwards). Stage A gets stage_a_frac of the steps and of the time.
-    steps_a = max(1, int(round(steps * hyp_noise["stage_a_frac"])))
+    # Stage A: clean labels direct; noisy labels through T when T is known (forward correction), else as they are.
+    # It gets stage_a_frac of the steps, of the time and of the learning-rate cycle.
+    a_frac, shared_cycle = hyp_noise["stage_a_frac"], hyp_noise["stage_b_continues"]
     forward = ~is_clean[rows] if trusted_pairs else np.zeros(len(rows), bool)
-    shared_cycle = hyp_noise["stage_b_continues"]
-    hist_a = trainer.fit(model, TrainingTargets(images[rows], targets[rows], forward), steps=steps_a, name="A",
-                         cycle=(0.0, hyp_noise["stage_a_frac"]) if shared_cycle else (0.0, 1.0),
+    hist_a = trainer.fit(model, TrainingTargets(images[rows], targets[rows], forward),
+                         steps=max(1, int(round(steps * a_frac))), name="A",
+                         cycle=(0.0, a_frac) if shared_cycle else (0.0, 1.0),
                          loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
-                         deadline=budget.slot(trainer.deadline, hyp_noise["stage_a_frac"]),
-                         epoch_images=epoch_images, val=val,
-                         desc="model2 A: forward correction" if trusted_pairs else "model2 A: noisy labels, for T")
+                         deadline=budget.slot(trainer.deadline, a_frac), epoch_images=epoch_images, val=val,
+                         desc="model2 A: forward correction" if trusted_pairs else "model2 A: noisy labels")
     histories = {"A": hist_a.as_dict()}
     probs = trainer.predict_proba(model, images)
-    if not trusted_pairs:
-        # Too few trusted pairs to count T: this network predicts the *noisy* label, P(ỹ | x) = P(y | x) · T, so
-        # its rows at anchor points (images surely of one class) are rows of T (Patrini et al. 2017, §3.1).
-        transition = noise.estimate_transition_from_probs(probs[task.train], quantile=hyp_noise["anchor_quantile"])
-        report["transition_source"] = (f"estimated without trusted pairs ({n_trusted} < "
-                                       f"{hyp_noise['min_trusted_per_class']} per class): anchor points of a network "
-                                       f"trained on the noisy labels (Patrini et al. 2017)")
+    report["stages"]["A_forward_correction" if trusted_pairs else "A_noisy_labels"] = {
+        "val_accuracy": accuracy(probs[split.val], val[1])}
+
+    if not trusted_pairs:  # T from the data alone
+        source = f"estimated without trusted pairs ({n_trusted} < {hyp_noise['min_trusted_per_class']} per class): "
+        if kind == "posterior":  # rows of P(ỹ | x) at images surely of one class are rows of T
+            transition = noise.estimate_transition_from_probs(probs[task.train],
+                                                              quantile=hyp_noise["anchor_quantile"])
+            report["transition_source"] = source + ("anchor points of a network trained on the noisy labels "
+                                                    "(Patrini et al. 2017)")
+        else:
+            confident, _ = noise.confident_labels(probs, noisy)
+            sure = task.train[confident[task.train] >= 0]
+            transition = noise.estimate_transition_matrix(confident[sure], noisy[sure], n_classes=k,
+                                                          prior_strength=hyp_noise["prior_strength"])
+            report["transition_source"] = source + ("counted from the confident labels of a network trained on "
+                                                    "the noisy labels (confident learning, Northcutt et al. 2021)")
     report["transition_matrix"] = transition.tolist()
     if len(split.val) and len(np.unique(val[1])) == k:  # T vs the noise of the held-out pairs (never used)
         counted = noise.estimate_transition_matrix(val[1], noisy_val, n_classes=k, prior_strength=0.0)
         report["transition_error_vs_validation_pairs"] = float(np.mean(np.abs(counted - transition).sum(axis=1)))
-    if not trusted_pairs and hyp_noise["undo_noise_without_pairs"]:
-        # this network predicts ỹ: undo T to get P(y | x) before the noisy label adds evidence
-        probs = noise.clean_from_noisy_probs(probs, transition).astype(np.float32)
-    posterior = noise.posterior_correction(probs, noisy, transition)
-    report["stages"]["A_forward_correction" if trusted_pairs else "A_noisy_labels"] = {
-        "val_accuracy": accuracy(probs[split.val], val[1])}
+
+    # Stage B, in rounds: label (flag / relabel) with the network as it is, then train on clean + kept labels on
+    # the round's share of the steps left, of the time left and of the learning-rate cycle.
+    # Without T, the network predicts ỹ (CL's classifier); "posterior" then relabels with the anchor T.
+    uses_t = trusted_pairs or kind == "posterior"
+    rounds = hyp_noise["rounds"]
+    ends = np.linspace(a_frac, 1.0, rounds + 1)
     correction = report["label_correction"] = {
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
-        "classifier_accuracy": accuracy(probs[split.val], val[1]),
-        "posterior_accuracy": accuracy(posterior[split.val], val[1]),
-        "n": int(len(split.val)),
-    }
-
-    # Stage B: clean labels + posterior soft labels, from stage A's weights, on the rest of its learning-rate cycle
-    # (or, with stage_b_continues off, a fresh cycle at stage_b_lr_scale).
-    # Stage B gets the planned steps stage A did not use and the time left until the model's deadline.
-    steps_b = steps - hist_a.steps
-    final_probs, final_posterior = probs[split.val], posterior[split.val]
-    if steps_b > 0:
-        soft = (1 - smoothing) * posterior + smoothing / k
+        "classifier_accuracy": accuracy(probs[split.val], val[1]), "n": int(len(split.val))}
+    flagged_counts, done, epoch = [], hist_a.steps, hist_a.epoch[-1] if hist_a.epoch else 0.0
+    final_probs = probs[split.val]
+    soft, keep, corrected = relabel(kind, probs, noisy, transition if uses_t else None, is_clean=is_clean,
+                                    smoothing=smoothing)
+    correction["corrected_label_accuracy"] = accuracy(corrected[split.val], val[1])
+    for r in range(rounds):
+        if r:
+            soft, keep, corrected = relabel(kind, trainer.predict_proba(model, images), noisy,
+                                            transition if uses_t else None, is_clean=is_clean, smoothing=smoothing)
+        flagged_counts.append(int((~keep[task.train]).sum()))
+        steps_r = (steps - done) // (rounds - r)
+        if steps_r <= 0:
+            break
+        rows_b = rows[keep[rows]] if keep[rows].any() else rows
         soft[is_clean] = targets[is_clean]
-        hist_b = trainer.fit(model, TrainingTargets(images[rows], soft[rows].astype(np.float32),
-                                                    np.zeros(len(rows), bool)),
-                             steps=steps_b, name="B", seed_offset=1,
-                             cycle=(hyp_noise["stage_a_frac"], 1.0) if shared_cycle else (0.0, 1.0),
-                             lr_scale=1.0 if shared_cycle else hyp_noise["stage_b_lr_scale"],
-                             epoch_images=epoch_images, epoch_offset=hist_a.epoch[-1] if hist_a.epoch else 0.0,
-                             val=val, desc="model2 B: relabelled")
-        histories["B"] = hist_b.as_dict()
+        name = "B" if rounds == 1 else f"B{r + 1}"
+        hist = trainer.fit(model, TrainingTargets(images[rows_b], soft[rows_b].astype(np.float32),
+                                                  np.zeros(len(rows_b), bool)),
+                           steps=steps_r, name=name, seed_offset=1 + r,
+                           cycle=(ends[r], ends[r + 1]) if shared_cycle else (0.0, 1.0),
+                           lr_scale=1.0 if shared_cycle else hyp_noise["stage_b_lr_scale"],
+                           deadline=budget.slot(trainer.deadline, 1.0 / (rounds - r)),
+                           epoch_images=epoch_images, epoch_offset=epoch, val=val, desc=f"model2 {name}: {kind}")
+        histories[name], done = hist.as_dict(), done + hist.steps
+        epoch = hist.epoch[-1] if hist.epoch else epoch
         final_probs = trainer.predict_proba(model, val[0])
-        report["stages"]["B_posterior_relabel"] = {"val_accuracy": accuracy(final_probs, val[1])}
-        final_posterior = noise.posterior_correction(final_probs, noisy_val, transition)
-        correction["posterior_accuracy_after_B"] = accuracy(final_posterior, val[1])
+        report["stages"][f"{name}_{kind}"] = {"val_accuracy": accuracy(final_probs, val[1])}
+    if kind != "posterior":
+        report["label_issues"] = {"flagged_training_images": flagged_counts, "of": int(len(task.train)),
+                                  "stage_b": kind}
+        if len(split.val):  # how clean the labels stage B keeps are, on held-out images
+            kept = keep[split.val]
+            correction["kept_fraction"] = float(np.mean(kept))
+            correction["kept_label_accuracy"] = (float(np.mean(noisy_val[kept] == val[1][kept])) if kept.any()
+                                                 else None)
     if len(split.val):
-        correction["per_class_posterior_accuracy"] = per_class_accuracy(final_posterior, val[1], k)
+        correction["per_class_corrected_label_accuracy"] = per_class_accuracy(corrected[split.val], val[1], k)
         correction["per_class_noisy_label_accuracy"] = per_class_accuracy(one_hot(noisy_val, k), val[1], k)
     report.update(stage_report(histories, planned_steps=steps))
     report["validation"] = {"accuracy": accuracy(final_probs, val[1]), "n": int(len(split.val))}
