@@ -322,17 +322,7 @@ def test_whitening_layer_fits_any_width(tiny, width, n_whiten):
     assert model(images[:2].astype(np.float32)).shape == (2, 10)
 
 
-def test_model2_rounds_split_stage_b_and_keep_the_step_budget(tiny):
-    images, noisy, y = tiny
-    task = Task(images, noisy, y[:40], Split.make(40, val_fraction=0.25, seed=0))
-    hyp = {**forward_posterior.HYP, "rounds": 2}
-    _, r2 = forward_posterior.train(task, _trainer(), steps=10, hyp_noise=hyp)
-    assert set(r2["history"]) == {"A", "B1", "B2"} and r2["steps"] == 10
-    assert r2["history"]["B2"]["epoch"][0] > r2["history"]["B1"]["epoch"][-1]
-    assert len(r2["label_issues"]["flagged_training_images"]) == 2
-
-
-@pytest.mark.parametrize("kind", ["confident_learning", "confident_relabel", "posterior"])
+@pytest.mark.parametrize("kind", ["confident_learning", "posterior"])
 def test_stage_b_labels_keep_clean_images_and_drop_only_flagged_noisy_ones(kind):
     rng = np.random.default_rng(0)
     k, n = 4, 400

@@ -116,10 +116,8 @@ def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:
                             else "") + "; more clean labels give a more reliable noise model.")
     if "label_issues" in t:
         issues = t["label_issues"]
-        fate = "trained on its confident label" if issues["stage_b"] == "confident_relabel" else "left out"
-        counts = " then ".join(f"{c:,}" for c in issues["flagged_training_images"])
-        lines.append(f"Confident learning flagged {counts} (stage B's rounds) of {issues['of']:,} training noisy "
-                     f"labels as wrong; in each round those images were {fate}.")
+        lines.append(f"Confident learning flagged {issues['flagged_training_images']:,} of {issues['of']:,} training "
+                     f"noisy labels as wrong; stage B left those images out.")
     if "label_correction" in t:
         lines += ["", f"## {name} label correction on the validation images (their noisy labels vs clean labels)", ""]
         per_class = {k: v for k, v in t["label_correction"].items() if k.startswith("per_class")}
