@@ -7,10 +7,11 @@ clean labels. Of the other 8,000, the first ``m`` keep their clean label as the 
 8,000 carry their simulated noisy label. Model I (noisy labels as if clean) and Model II (weak supervision) train
 with the same network and the same number of steps:
 
-    python bench/bench_noise_grid.py --data ../shared/data/seed --steps 250 --trusted 0,200,1000,8000
+    python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --trusted 0,200,1000,8000
 
-Prints one Markdown row per (noise, m): Model I, Model II, label-correction accuracy of the posterior on the
-validation images' simulated noisy labels, and the L1 row error of the T Model II used.
+Prints one Markdown row per (noise, m): Model I, Model II, how often the validation images' simulated noisy labels
+are right before and after Model II's correction, the share of noisy labels Model II's stage B kept and how often
+those are right (validation images), and the L1 row error of the T Model II used.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench_ablation import parse_overrides  # a sibling script (bench/ is on sys
 from labelmend.train import noise
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
-from labelmend.train.methods import forward_posterior, noisy_ce
+from labelmend.train.methods import forward_confident, noisy_ce
 from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import Split, Task
 
@@ -52,6 +53,13 @@ NOISE = {
 }
 
 
+def _share(row: dict) -> str:
+    """'share / right' of the noisy labels stage B kept ('all' when it keeps every one)."""
+    if row["kept_fraction"] is None:
+        return "all"
+    return f"{row['kept_fraction']:.2f} / {row['kept_label_accuracy']:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -73,8 +81,8 @@ def main() -> None:
     trainer = Trainer(seed=args.seed, progress=False)
     rows, results = [], []
     print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
-          "T error (L1/row) | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+          "kept noisy labels: share / right | T error (L1/row) | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for kind in args.noise.split(","):
         t_true = NOISE[kind](k)
         noisy = noise.simulate_noise(y, t_true, seed=args.seed + 1)
@@ -86,20 +94,21 @@ def main() -> None:
             if model1_acc is None:  # Model I never sees a clean label: once per noise kind
                 _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
-            hyp_noise = {**forward_posterior.HYP, **parse_overrides(args.method_set, dotted=False)}
-            _, r2 = forward_posterior.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
+            hyp_noise = {**forward_confident.HYP, **parse_overrides(args.method_set, dotted=False)}
+            _, r2 = forward_confident.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
             lc = r2["label_correction"]
             corrected = lc.get("corrected_label_accuracy_after_B", lc["corrected_label_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))
-            row = {"noise": kind, "trusted": m, "noisy_ce": model1_acc,
-                   "forward_posterior": r2["validation"]["accuracy"],
+            row = {"noise": kind, "trusted": m, "model1": model1_acc,
+                   "model2": r2["validation"]["accuracy"],
                    "noisy_label_accuracy": lc["noisy_label_accuracy"], "corrected_label_accuracy": corrected,
+                   "kept_fraction": lc.get("kept_fraction"), "kept_label_accuracy": lc.get("kept_label_accuracy"),
                    "transition_error_l1": err, "transition_source": r2["transition_source"],
                    "seconds": time.monotonic() - t0, "steps": args.steps}
             results.append(row)
-            rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['forward_posterior']:.4f} | "
-                        f"{100 * (row['forward_posterior'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "
-                        f"{corrected:.3f} | {err:.3f} | {row['seconds']:.0f} |")
+            rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['model2']:.4f} | "
+                        f"{100 * (row['model2'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "
+                        f"{corrected:.3f} | {_share(row)} | {err:.3f} | {row['seconds']:.0f} |")
             print(rows[-1], flush=True)
     if args.out_json:
         args.out_json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

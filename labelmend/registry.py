@@ -38,9 +38,9 @@ class Method:
 METHODS = {m.name: m for m in (
     Method("model1", "labelmend.train.methods.noisy_ce", uses_clean_labels=False,
            summary="CNN trained on all noisy labels as if clean (same architecture and budget as model2)."),
-    Method("model2", "labelmend.train.methods.forward_posterior", uses_clean_labels=True,
+    Method("model2", "labelmend.train.methods.forward_confident", uses_clean_labels=True,
            summary="CNN trained with weak supervision: clean labels + noisy labels through the estimated noise "
-                   "process."),
+                   "process, then without the noisy labels that confident learning flags as wrong."),
 )}
 MODEL_NAMES = (BASELINE, *METHODS)
 DEFAULT_MODEL = "model2"  # what a bundle serves when the caller names no model (if the bundle has it)

@@ -10,7 +10,7 @@ pytest.importorskip("tensorflow")
 
 from labelmend.train import cnn, loop, noise  # noqa: E402
 from labelmend.train.inputs import TrainingTargets  # noqa: E402
-from labelmend.train.methods import forward_posterior, noisy_ce  # noqa: E402
+from labelmend.train.methods import forward_confident, noisy_ce  # noqa: E402
 from labelmend.train.task import Split, Task  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -103,7 +103,7 @@ def test_model1_and_model2_share_the_step_budget(tiny):
     images, noisy, y = tiny
     task = Task(images, noisy, y[:40], Split.make(40, val_fraction=0.25, seed=0))
     _, r1 = noisy_ce.train(task, _trainer(), steps=9)
-    _, r2 = forward_posterior.train(task, _trainer(), steps=9)
+    _, r2 = forward_confident.train(task, _trainer(), steps=9)
     assert r1["steps"] == r2["steps"] == 9
     assert set(r2["history"]) == {"A", "B"}
     # one meaning of epoch (passes over the 86 training images) although Model II repeats its clean images
@@ -331,7 +331,7 @@ def test_stage_b_labels_keep_clean_images_and_drop_only_flagged_noisy_ones(kind)
     probs = 0.7 * np.eye(k)[y] + 0.3 * rng.dirichlet(np.ones(k), n)  # a classifier of y, mostly right
     is_clean = np.arange(n) < 50
     t = noise.pair_flip(k, 0.3)
-    targets, keep, corrected = forward_posterior.relabel(kind, probs, noisy, t, is_clean=is_clean, smoothing=0.0)
+    targets, keep, corrected = forward_confident.relabel(kind, probs, noisy, t, is_clean=is_clean, smoothing=0.0)
     assert targets.shape == corrected.shape == (n, k) and np.allclose(corrected.sum(1), 1)
     assert keep[is_clean].all()
     if kind == "confident_learning":
@@ -345,5 +345,5 @@ def test_stage_b_labels_keep_clean_images_and_drop_only_flagged_noisy_ones(kind)
 
 def test_unknown_stage_b_labels_are_refused():
     with pytest.raises(ValueError, match="unknown stage B labels 'magic'"):
-        forward_posterior.relabel("magic", np.ones((2, 2)) / 2, np.zeros(2, int), None,
+        forward_confident.relabel("magic", np.ones((2, 2)) / 2, np.zeros(2, int), None,
                                   is_clean=np.zeros(2, bool), smoothing=0.0)
