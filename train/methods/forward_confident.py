@@ -153,7 +153,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         report["stages"][f"B_{kind}"] = {"val_accuracy": accuracy(final_probs, val[1])}
     if kind != "posterior":
         report["label_issues"] = {"flagged_training_images": int((~keep[task.train]).sum()),
-                                  "of": int(len(task.train)), "stage_b": kind}
+                                  "of": int((~is_clean[task.train]).sum()), "stage_b": kind}
         if len(split.val):  # how clean the labels stage B keeps are, on held-out images
             kept = keep[split.val]
             correction["kept_fraction"] = float(np.mean(kept))
