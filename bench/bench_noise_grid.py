@@ -99,15 +99,15 @@ def main() -> None:
             lc = r2["label_correction"]
             corrected = lc.get("corrected_label_accuracy_after_B", lc["corrected_label_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))
-            row = {"noise": kind, "trusted": m, "model1": model1_acc,
-                   "model2": r2["validation"]["accuracy"],
+            row = {"noise": kind, "trusted": m, "model_i": model1_acc,
+                   "model_ii": r2["validation"]["accuracy"],
                    "noisy_label_accuracy": lc["noisy_label_accuracy"], "corrected_label_accuracy": corrected,
                    "kept_fraction": lc.get("kept_fraction"), "kept_label_accuracy": lc.get("kept_label_accuracy"),
                    "transition_error_l1": err, "transition_source": r2["transition_source"],
                    "seconds": time.monotonic() - t0, "steps": args.steps}
             results.append(row)
-            rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['model2']:.4f} | "
-                        f"{100 * (row['model2'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "
+            rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['model_ii']:.4f} | "
+                        f"{100 * (row['model_ii'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "
                         f"{corrected:.3f} | {_share(row)} | {err:.3f} | {row['seconds']:.0f} |")
             print(rows[-1], flush=True)
     if args.out_json:
