@@ -30,6 +30,8 @@ from labelmend.train.inputs import TrainingTargets
 from labelmend.train.loop import Trainer, cross_entropy, forward_corrected_cross_entropy
 from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_report
 
+STAGE_B_LABELS = ("confident_learning", "posterior")
+
 HYP = {
     "stage_a_frac": 0.6,     # share of Model II's steps (and learning-rate cycle) spent on stage A
     "with_pairs": "confident_learning",  # stage B's labels with trusted pairs (module docstring)
@@ -51,6 +53,11 @@ def counts_transition(n_trusted: int, n_classes: int, hyp_noise: dict = HYP) -> 
     return n_trusted >= hyp_noise["min_trusted_per_class"] * n_classes
 
 
+def _check_stage_b_labels(kind: str) -> None:
+    if kind not in STAGE_B_LABELS:
+        raise ValueError(f"unknown stage B labels {kind!r}: {' or '.join(STAGE_B_LABELS)}")
+
+
 def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None, *,
             is_clean: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stage B's labels from the network's probabilities ``probs`` (N, K) — P(y | x) where ``transition`` is given,
@@ -60,8 +67,7 @@ def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndar
     if kind == "posterior":
         corrected = noise.posterior_correction(probs, noisy, transition)
         return (1 - smoothing) * corrected + smoothing / k, np.ones(len(noisy), bool), corrected
-    if kind != "confident_learning":
-        raise ValueError(f"unknown stage B labels {kind!r}: confident_learning or posterior")
+    _check_stage_b_labels(kind)
     noisy_probs = noise.forward_corrected(probs, transition) if transition is not None else probs
     confident, _ = noise.confident_labels(noisy_probs, noisy)
     flagged = (confident >= 0) & (confident != noisy) & ~is_clean
@@ -75,6 +81,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     n_trusted = len(split.train_clean)
     trusted_pairs = counts_transition(n_trusted, k, hyp_noise)
     kind = hyp_noise["with_pairs" if trusted_pairs else "without_pairs"]
+    _check_stage_b_labels(kind)  # before stage A spends its steps, not after
     clean_train = task.clean_labels[split.train_clean]
     is_clean = np.zeros(len(images), bool)
     is_clean[split.train_clean] = True
