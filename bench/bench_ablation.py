@@ -28,10 +28,14 @@ from labelmend.train.task import Split, Task
 from labelmend import registry
 
 
-def parse_overrides(pairs: list[str], *, dotted: bool) -> dict:
+def parse_overrides(pairs: list[str], *, dotted: bool, known: dict | None = None) -> dict:
+    """KEY=JSON pairs as a dict (GROUP.KEY=JSON as nested dicts when ``dotted``); a key not in ``known`` is refused,
+    so a typo cannot silently run the defaults."""
     out: dict = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
+        if known is not None and key not in known:
+            raise SystemExit(f"unknown --method-set key {key!r}; keys: {', '.join(sorted(known))}")
         parsed = json.loads(value)
         if dotted:
             group, _, name = key.partition(".")
@@ -63,7 +67,8 @@ def main() -> None:
     method = registry.METHODS[args.model]
     kwargs = {}
     if args.method_set:
-        kwargs["hyp_noise"] = {**method.hyperparameters(), **parse_overrides(args.method_set, dotted=False)}
+        defaults = method.hyperparameters()
+        kwargs["hyp_noise"] = {**defaults, **parse_overrides(args.method_set, dotted=False, known=defaults)}
     t0 = time.monotonic()
     model, report = method.trainer()(task, trainer, steps=args.steps, **kwargs)
     seconds = time.monotonic() - t0

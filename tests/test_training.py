@@ -105,10 +105,12 @@ def test_model1_and_model2_share_the_step_budget(tiny):
     _, r1 = noisy_ce.train(task, _trainer(), steps=9)
     _, r2 = forward_confident.train(task, _trainer(), steps=9)
     assert r1["steps"] == r2["steps"] == 9
-    assert set(r2["history"]) == {"A", "B"}
+    assert set(r2["history"]) == {"A", "A2", "B"}  # two stage A networks (flag_folds), then B
+    assert [r2["history"][s]["steps"] for s in ("A", "A2", "B")] == [3, 3, 3]
     # one meaning of epoch (passes over the 86 training images) although Model II repeats its clean images
     assert r1["history"]["all"]["epoch"][-1] == pytest.approx(r2["history"]["B"]["epoch"][-1])
-    assert r2["history"]["B"]["epoch"][0] > r2["history"]["A"]["epoch"][-1]
+    assert r2["history"]["B"]["epoch"][0] > r2["history"]["A2"]["epoch"][-1] > r2["history"]["A"]["epoch"][-1]
+    assert r2["label_issues"]["folds"] == 2
     lc = r2["label_correction"]
     assert lc["n"] == 10 and 0 <= lc["corrected_label_accuracy"] <= 1
     assert np.allclose(np.sum(r2["transition_matrix"], axis=1), 1.0)
@@ -347,3 +349,15 @@ def test_unknown_stage_b_labels_are_refused():
     with pytest.raises(ValueError, match="unknown stage B labels 'magic'"):
         forward_confident.relabel("magic", np.ones((2, 2)) / 2, np.zeros(2, int), None,
                                   is_clean=np.zeros(2, bool), smoothing=0.0)
+
+
+def test_each_noisy_label_is_judged_by_the_networks_that_did_not_train_on_it():
+    rng = np.random.default_rng(0)
+    n, k, folds = 30, 3, 3
+    fold = rng.integers(-1, folds, n)  # -1: clean or validation image, in no fold
+    fold_probs = [rng.dirichlet(np.ones(k), n) for _ in range(folds)]
+    probs = forward_confident.out_of_fold(fold_probs, fold)
+    for i in range(n):
+        others = [p[i] for f, p in enumerate(fold_probs) if f != fold[i]]  # all of them where fold[i] = -1
+        np.testing.assert_allclose(probs[i], np.mean(others, axis=0))
+    assert forward_confident.out_of_fold(fold_probs[:1], fold) is fold_probs[0]

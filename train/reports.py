@@ -117,7 +117,9 @@ def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:
     if "label_issues" in t:
         issues = t["label_issues"]
         lines.append(f"Confident learning flagged {issues['flagged_training_images']:,} of {issues['of']:,} training "
-                     f"noisy labels as wrong; stage B left those images out.")
+                     f"noisy labels as wrong; stage B left those images out."
+                     + (f" Each label was judged by networks that had not trained on it ({issues['folds']} folds)."
+                        if issues.get("folds", 1) > 1 else ""))
     if "label_correction" in t:
         lines += ["", f"## {name} label correction on the validation images (their noisy labels vs clean labels)", ""]
         per_class = {k: v for k, v in t["label_correction"].items() if k.startswith("per_class")}

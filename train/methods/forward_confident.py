@@ -7,7 +7,10 @@ A. **Forward correction** (``stage_a_frac`` of the cycle). Clean-labelled traini
    every other image fits its noisy label through T (Patrini et al. 2017, eq. 6), so the network learns P(y | x)
    although most of those labels are wrong. T is counted from the trusted (clean, noisy) pairs when there are at
    least ``min_trusted_per_class`` per class; with fewer (or none) no T can be counted, and stage A fits the noisy
-   labels as they are: the network then learns P(ỹ | x).
+   labels as they are: the network then learns P(ỹ | x). Stage A trains ``folds_with_pairs`` (or
+   ``folds_without_pairs``) networks, each on its own share of the noisy images (and on every clean one), so that in
+   B each noisy label is judged by networks that never trained on it (cross-validated, as cleanlab does): a network
+   flags few of the wrong labels it has memorised. The first network goes on to stage B.
 B. **Confident learning, then training on what it keeps** (the rest of the cycle). A classifier
    of the *noisy* label — stage A's P(y | x) · T, or stage A's network itself when there is no T — gives each class a
    threshold, the mean probability of that class over the images labelled with it (Northcutt et al. 2021). A noisy
@@ -43,6 +46,10 @@ HYP = {
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
     "anchor_quantile": 0.97,  # "posterior" without pairs: anchor of class i = the image at this quantile of P(ỹ=i|x)
+    "folds_with_pairs": 2,   # stage A trains this many networks, each on its own share of the noisy images (and all
+    "folds_without_pairs": 2,  # the clean ones), so every noisy label is checked by a network that never saw it;
+                             # 1 = one network checks its own training labels (in-sample: it flags fewer the longer
+                             # it has trained)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -74,6 +81,17 @@ def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndar
     return one_hot(noisy, k, smoothing=smoothing), ~flagged, one_hot(np.where(flagged, confident, noisy), k)
 
 
+def out_of_fold(fold_probs: list[np.ndarray], fold: np.ndarray) -> np.ndarray:
+    """Each image's probabilities from the networks that did not train on it: for ``fold[i]`` = f ≥ 0 the mean of
+    every network but f's, for images in no fold (clean, validation; -1) the mean of all. One network: its own."""
+    if len(fold_probs) == 1:
+        return fold_probs[0]
+    probs = np.mean(fold_probs, axis=0)
+    for f in range(len(fold_probs)):
+        probs[fold == f] = np.mean([p[fold == f] for g, p in enumerate(fold_probs) if g != f], axis=0)
+    return probs
+
+
 def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     """Model II (module docstring). Returns (model, report with T and each stage's validation numbers)."""
     images, noisy, split, k = task.images, task.noisy_labels, task.split, task.n_classes
@@ -102,19 +120,34 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
                                        f"of {hyp_noise['prior_strength']:g} pseudo-pairs per row")
 
     # Stage A: clean labels direct; noisy labels through T when T is known (forward correction), else as they are.
-    # It gets stage_a_frac of the steps, of the time and of the learning-rate cycle.
+    # It gets stage_a_frac of the steps, of the time and of the learning-rate cycle, split between `folds`
+    # networks; each trains on its fold of the noisy images and on every clean one. The first goes on to stage B.
     a_frac, shared_cycle = hyp_noise["stage_a_frac"], hyp_noise["stage_b_continues"]
-    forward = ~is_clean[rows] if trusted_pairs else np.zeros(len(rows), bool)
-    hist_a = trainer.fit(model, TrainingTargets(images[rows], targets[rows], forward),
-                         steps=max(1, int(round(steps * a_frac))), name="A",
-                         cycle=(0.0, a_frac) if shared_cycle else (0.0, 1.0),
-                         loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
-                         deadline=budget.slot(trainer.deadline, a_frac), epoch_images=epoch_images, val=val,
-                         desc="model2 A: forward correction" if trusted_pairs else "model2 A: noisy labels")
-    histories = {"A": hist_a.as_dict()}
-    probs = trainer.predict_proba(model, images)
+    folds = hyp_noise["folds_with_pairs" if trusted_pairs else "folds_without_pairs"]
+    fold = np.full(len(images), -1)
+    noisy_train = task.train[~is_clean[task.train]]
+    fold[noisy_train] = np.random.default_rng(trainer.seed).permutation(len(noisy_train)) % folds
+    histories, fold_probs, epochs_done = {}, [], 0.0
+    for f in range(folds):
+        net = model if f == 0 else trainer.model(k, images[task.train])
+        rows_f = rows[(fold[rows] == f) | is_clean[rows]]
+        forward = ~is_clean[rows_f] if trusted_pairs else np.zeros(len(rows_f), bool)
+        share = a_frac / folds  # of the whole budget; slot() takes a share of the time still left
+        hist = trainer.fit(net, TrainingTargets(images[rows_f], targets[rows_f], forward),
+                           steps=max(1, int(round(steps * share))), name="A" if f == 0 else f"A{f + 1}",
+                           cycle=(0.0, a_frac) if shared_cycle else (0.0, 1.0),
+                           loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
+                           deadline=budget.slot(trainer.deadline, share / (1 - f * share)),
+                           epoch_images=epoch_images, epoch_offset=epochs_done, val=val, seed_offset=2 * f,
+                           desc=(f"model2 A{f + 1}/{folds}: " if folds > 1 else "model2 A: ")
+                           + ("forward correction" if trusted_pairs else "noisy labels"))
+        histories["A" if f == 0 else f"A{f + 1}"] = hist.as_dict()
+        epochs_done = (hist.epoch or [epochs_done])[-1]  # the stages follow one another on the epoch axis
+        fold_probs.append(trainer.predict_proba(net, images))
+    probs = out_of_fold(fold_probs, fold)
+    steps_a = sum(h["steps"] for h in histories.values())
     report["stages"]["A_forward_correction" if trusted_pairs else "A_noisy_labels"] = {
-        "val_accuracy": accuracy(probs[split.val], val[1])}
+        "val_accuracy": accuracy(fold_probs[0][split.val], val[1])}
 
     if not trusted_pairs:  # T from the data alone
         source = f"estimated without trusted pairs ({n_trusted} < {hyp_noise['min_trusted_per_class']} per class): "
@@ -144,7 +177,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
         "corrected_label_accuracy": accuracy(corrected[split.val], val[1]), "n": int(len(split.val))}
-    final_probs, steps_b = probs[split.val], steps - hist_a.steps
+    final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
     if steps_b > 0:
         rows_b = rows[keep[rows]] if keep[rows].any() else rows  # all flagged happens on tiny data only
         soft[is_clean] = targets[is_clean]
@@ -153,14 +186,14 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
                              steps=steps_b, name="B", seed_offset=1,
                              cycle=(a_frac, 1.0) if shared_cycle else (0.0, 1.0),
                              lr_scale=1.0 if shared_cycle else hyp_noise["stage_b_lr_scale"],
-                             epoch_images=epoch_images, epoch_offset=hist_a.epoch[-1] if hist_a.epoch else 0.0,
+                             epoch_images=epoch_images, epoch_offset=epochs_done,
                              val=val, desc=f"model2 B: {kind}")
         histories["B"] = hist_b.as_dict()
         final_probs = trainer.predict_proba(model, val[0])
         report["stages"][f"B_{kind}"] = {"val_accuracy": accuracy(final_probs, val[1])}
     if kind != "posterior":
         report["label_issues"] = {"flagged_training_images": int((~keep[task.train]).sum()),
-                                  "of": int((~is_clean[task.train]).sum()), "stage_b": kind}
+                                  "of": int((~is_clean[task.train]).sum()), "stage_b": kind, "folds": folds}
         if len(split.val):  # how clean the labels stage B keeps are, on held-out images
             kept = keep[split.val]
             correction["kept_fraction"] = float(np.mean(kept))
