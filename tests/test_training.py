@@ -103,14 +103,17 @@ def test_model1_and_model2_share_the_step_budget(tiny):
     images, noisy, y = tiny
     task = Task(images, noisy, y[:40], Split.make(40, val_fraction=0.25, seed=0))
     _, r1 = noisy_ce.train(task, _trainer(), steps=9)
-    _, r2 = forward_confident.train(task, _trainer(), steps=9)
+    cross_fit = {**forward_confident.HYP, "cross_fit_epochs": 0}  # two stage A networks at any budget
+    _, r2 = forward_confident.train(task, _trainer(), steps=9, hyp_noise=cross_fit)
     assert r1["steps"] == r2["steps"] == 9
-    assert set(r2["history"]) == {"A", "A2", "B"}  # two stage A networks (flag_folds), then B
+    assert set(r2["history"]) == {"A", "A2", "B"}
     assert [r2["history"][s]["steps"] for s in ("A", "A2", "B")] == [3, 3, 3]
     # one meaning of epoch (passes over the 86 training images) although Model II repeats its clean images
     assert r1["history"]["all"]["epoch"][-1] == pytest.approx(r2["history"]["B"]["epoch"][-1])
     assert r2["history"]["B"]["epoch"][0] > r2["history"]["A2"]["epoch"][-1] > r2["history"]["A"]["epoch"][-1]
     assert r2["label_issues"]["folds"] == 2
+    _, short = forward_confident.train(task, _trainer(), steps=9)  # a few epochs: one network judges its labels
+    assert set(short["history"]) == {"A", "B"} and short["label_issues"]["folds"] == 1
     lc = r2["label_correction"]
     assert lc["n"] == 10 and 0 <= lc["corrected_label_accuracy"] <= 1
     assert np.allclose(np.sum(r2["transition_matrix"], axis=1), 1.0)
