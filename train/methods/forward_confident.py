@@ -51,6 +51,7 @@ HYP = {
                              # a network that never saw it; else one network judges its own training labels. At 90
                              # epochs without pairs in-sample flags fail (−1.7 vs +8.2 pt); at 16 epochs, or with
                              # trusted pairs (T-based flags) even at 90, they win (BENCHMARKS §13)
+    "cross_fit_with_pairs": False,  # cross-fit with trusted pairs too (the ablation rows of BENCHMARKS §13)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -125,7 +126,8 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # networks; each trains on its fold of the noisy images and on every clean one. The first goes on to stage B.
     a_frac, shared_cycle = hyp_noise["stage_a_frac"], hyp_noise["stage_b_continues"]
     epochs = steps * trainer.batch_size / max(1, len(task.train))
-    folds = hyp_noise["folds"] if not trusted_pairs and epochs >= hyp_noise["cross_fit_epochs"] else 1
+    cross_fit = epochs >= hyp_noise["cross_fit_epochs"] and (hyp_noise["cross_fit_with_pairs"] or not trusted_pairs)
+    folds = hyp_noise["folds"] if cross_fit else 1
     fold = np.full(len(images), -1)
     noisy_train = task.train[~is_clean[task.train]]
     fold[noisy_train] = np.random.default_rng(trainer.seed).permutation(len(noisy_train)) % folds
