@@ -114,12 +114,12 @@ def test_model1_and_model2_share_the_step_budget(tiny):
     assert r2["label_issues"]["folds"] == 2
     _, short = forward_confident.train(task, _trainer(), steps=9)  # a few epochs: one network judges its labels
     assert set(short["history"]) == {"A", "B"} and short["label_issues"]["folds"] == 1
-    with_pairs = {**cross_fit, "min_trusted_per_class": 1}  # T counted from the 30 pairs: T-based flags, one network
+    with_pairs = {**cross_fit, "min_trusted_per_class": 1}  # T counted from the 30 pairs: T-based flags
     _, paired = forward_confident.train(task, _trainer(), steps=9, hyp_noise=with_pairs)
-    assert set(paired["history"]) == {"A", "B"} and paired["label_issues"]["folds"] == 1
-    _, forced = forward_confident.train(task, _trainer(), steps=9,
-                                        hyp_noise={**with_pairs, "cross_fit_with_pairs": True})
-    assert forced["label_issues"]["folds"] == 2
+    assert paired["label_issues"]["folds"] == 2
+    _, in_sample = forward_confident.train(task, _trainer(), steps=9,
+                                           hyp_noise={**with_pairs, "cross_fit_with_pairs": False})
+    assert set(in_sample["history"]) == {"A", "B"} and in_sample["label_issues"]["folds"] == 1
     lc = r2["label_correction"]
     assert lc["n"] == 10 and 0 <= lc["corrected_label_accuracy"] <= 1
     assert np.allclose(np.sum(r2["transition_matrix"], axis=1), 1.0)
