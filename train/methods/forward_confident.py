@@ -137,15 +137,16 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         rows_f = rows[(fold[rows] == f) | is_clean[rows]]
         forward = ~is_clean[rows_f] if trusted_pairs else np.zeros(len(rows_f), bool)
         share = a_frac / folds  # of the whole budget; slot() takes a share of the time still left
+        name = "A" if f == 0 else f"A{f + 1}"
         hist = trainer.fit(net, TrainingTargets(images[rows_f], targets[rows_f], forward),
-                           steps=max(1, int(round(steps * share))), name="A" if f == 0 else f"A{f + 1}",
+                           steps=max(1, int(round(steps * share))), name=name,
                            cycle=(0.0, a_frac) if shared_cycle else (0.0, 1.0),
                            loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
                            deadline=budget.slot(trainer.deadline, share / (1 - f * share)),
                            epoch_images=epoch_images, epoch_offset=epochs_done, val=val, seed_offset=2 * f,
                            desc=(f"model2 A{f + 1}/{folds}: " if folds > 1 else "model2 A: ")
                            + ("forward correction" if trusted_pairs else "noisy labels"))
-        histories["A" if f == 0 else f"A{f + 1}"] = hist.as_dict()
+        histories[name] = hist.as_dict()
         epochs_done = (hist.epoch or [epochs_done])[-1]  # the stages follow one another on the epoch axis
         fold_probs.append(trainer.predict_proba(net, images))
     probs = out_of_fold(fold_probs, fold)
@@ -197,7 +198,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         report["stages"][f"B_{kind}"] = {"val_accuracy": accuracy(final_probs, val[1])}
     if kind != "posterior":
         report["label_issues"] = {"flagged_training_images": int((~keep[task.train]).sum()),
-                                  "of": int((~is_clean[task.train]).sum()), "stage_b": kind, "folds": folds}
+                                  "of": len(noisy_train), "stage_b": kind, "folds": folds}
         if len(split.val):  # how clean the labels stage B keeps are, on held-out images
             kept = keep[split.val]
             correction["kept_fraction"] = float(np.mean(kept))
