@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from labelmend.train import cnn
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
@@ -45,6 +47,22 @@ def parse_overrides(pairs: list[str], *, dotted: bool, known: dict | None = None
     return out
 
 
+def _capture_relabel_inputs(module) -> dict:
+    """Wrap ``module.relabel`` (if any) so its inputs land in the returned dict when the method calls it."""
+    captured: dict = {}
+    relabel = getattr(module, "relabel", None)
+    if relabel is None:
+        return captured
+
+    def capture(kind, probs, noisy, transition, **kwargs):
+        captured.update(probs=probs, noisy=noisy, is_clean=kwargs["is_clean"],
+                        transition=np.zeros(0) if transition is None else transition)
+        return relabel(kind, probs, noisy, transition, **kwargs)
+
+    module.relabel = capture
+    return captured
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -56,6 +74,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.2)
     ap.add_argument("--out", type=Path, default=Path("bench/results/ablation.jsonl"))
+    ap.add_argument("--save", type=Path, metavar="DIR",
+                    help="also save the final network (DIR/model.keras) and, for a method with a relabel() step, "
+                         "the probabilities and T it relabelled with (DIR/relabel_inputs.npz), for offline analysis")
     args = ap.parse_args()
 
     configure_tensorflow(args.seed)
@@ -69,9 +90,16 @@ def main() -> None:
     if args.method_set:
         defaults = method.hyperparameters()
         kwargs["hyp_noise"] = {**defaults, **parse_overrides(args.method_set, dotted=False, known=defaults)}
+    train = method.trainer()
+    captured = _capture_relabel_inputs(sys.modules[train.__module__]) if args.save else {}
     t0 = time.monotonic()
-    model, report = method.trainer()(task, trainer, steps=args.steps, **kwargs)
+    model, report = train(task, trainer, steps=args.steps, **kwargs)
     seconds = time.monotonic() - t0
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        model.save(args.save / "model.keras")
+        if captured:
+            np.savez(args.save / "relabel_inputs.npz", val=split.val, train_clean=split.train_clean, **captured)
     val_images, _ = task.val
     predicted = trainer.predict_proba(model, val_images).argmax(axis=1)
     row = {"label": args.label, "model": args.model, "steps": args.steps, "seed": args.seed, "set": args.set,
