@@ -1,7 +1,7 @@
 """One row of the accuracy ablation (issue 9): a CNN method trained for a fixed number of steps with hyperparameter
-overrides, scored on the default run's 2,000 held-out clean images.
+overrides, scored on the default run's held-out clean images (1,000 of the client's; 2,000 before §14).
 
-Same data, split, seed and code path as ``labelmend train`` (``Split.make(val_fraction=0.2)``, the registry's method,
+Same data, split, seed and code path as ``labelmend train`` (``Split.make``, the registry's method,
 :class:`~labelmend.train.loop.Trainer`), but a fixed step count instead of a time budget, so a row's accuracy does
 not depend on how busy the machine was (its seconds do)::
 
@@ -25,7 +25,7 @@ from labelmend.train import cnn
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
 from labelmend.train.pipeline import configure_tensorflow
-from labelmend.train.task import Split, Task
+from labelmend.train.task import DEFAULT_VAL_FRACTION, Split, Task
 
 from labelmend import registry
 
@@ -72,7 +72,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE")
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                    help=f"(default {DEFAULT_VAL_FRACTION:g}, as train; rows of BENCHMARKS.md §0–§13 used 0.2)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/ablation.jsonl"))
     ap.add_argument("--save", type=Path, metavar="DIR",
                     help="also save the final network (DIR/model.keras) and, for a method with a relabel() step, "

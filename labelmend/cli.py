@@ -13,6 +13,7 @@ from pathlib import Path
 
 from labelmend import __version__, registry
 from labelmend.errors import LabelmendError
+from labelmend.train.task import DEFAULT_VAL_FRACTION
 
 SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")
@@ -74,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--time-budget", type=_positive(float), default=budget_min, metavar="MIN",
                        help=f"wall-clock minutes for the whole training command (default: {budget_min:g})")
         p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
-        p.add_argument("--val-fraction", type=_fraction, default=0.2,
-                       help="share of the clean-labelled images held out for validation (default: 0.2)")
+        p.add_argument("--val-fraction", type=_fraction, default=DEFAULT_VAL_FRACTION,
+                       help="share of the clean-labelled images held out for validation "
+                            f"(default: {DEFAULT_VAL_FRACTION:g})")
         p.add_argument("--epochs", type=_positive(float), default=None,
                        help="fix the CNN epochs instead of sizing them to the budget (reproducible)")
         p.add_argument("--width", type=_positive(int), default=None,

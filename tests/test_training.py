@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 from labelmend.train import cnn, loop, noise  # noqa: E402
 from labelmend.train.inputs import TrainingTargets  # noqa: E402
 from labelmend.train.methods import forward_confident, noisy_ce  # noqa: E402
-from labelmend.train.task import Split, Task  # noqa: E402
+from labelmend.train.task import DEFAULT_VAL_FRACTION, Split, Task  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +153,7 @@ def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeyp
     for m in (m1, m2):  # each gets the same steps unless its time slot ran out first (then it says so)
         assert m["training"]["steps"] == record["cnn_steps"] or m["training"]["stopped_early"]
     saved = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert saved["split"]["n_val"] == 6
+    assert saved["split"]["n_val"] == round(30 * DEFAULT_VAL_FRACTION) == 3
     for png in ("curves_model1.png", "curves_model2.png", "transition_matrix_model2.png"):
         assert (tmp_path / "run" / "reports" / png).stat().st_size > 1000
 
@@ -259,7 +259,7 @@ def test_int8_export_records_its_accuracy_change_and_refuses_a_drop_beyond_the_l
 
     monkeypatch.setenv("LABELMEND_CACHE", str(tmp_path / "cache"))
     w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=30)
-    train(w.root, tmp_path / "run", models=["model2"], epochs=1, width=4, progress=False)
+    train(w.root, tmp_path / "run", models=["model2"], epochs=1, width=4, val_fraction=0.2, progress=False)
     manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", int8=True, int8_max_drop=1.0, progress=False)
     q = manifest["models"]["model2"]["export"]["quantization"]
     assert q["validation_images"] == 6 and q["calibration_images"] == 54

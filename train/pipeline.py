@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from labelmend.train import run as runfiles
 from labelmend.train.data import load_training_data
+from labelmend.train.task import DEFAULT_VAL_FRACTION
 
 import labelmend
 from labelmend import registry
@@ -77,8 +78,8 @@ def partial_dir(out_dir: str | os.PathLike) -> Path:
 
 
 def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=registry.MODEL_NAMES,
-          time_budget_s: float = 1800, seed: int = 0, val_fraction: float = 0.2, epochs: float | None = None,
-          width: int | None = None, progress: bool = True, resume: bool = False,
+          time_budget_s: float = 1800, seed: int = 0, val_fraction: float = DEFAULT_VAL_FRACTION,
+          epochs: float | None = None, width: int | None = None, progress: bool = True, resume: bool = False,
           class_names: str | os.PathLike | None = None) -> dict:
     """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return the run record.
 
