@@ -6,7 +6,6 @@ than the calibration said. Prints, per run: wall time vs budget, steps done / pl
 validation accuracy of each CNN:
 
     python bench/bench_slowdown.py --data ../shared/data/seed --budget 8 --models model2 --out runs/slowdown
-    python bench/bench_slowdown.py --data ../shared/data/seed --budget 8 --models model2 --duty 0.3  # milder
 """
 
 from __future__ import annotations
@@ -20,14 +19,11 @@ import time
 from pathlib import Path
 
 
-def burn(stop_at: float, duty: float = 1.0) -> None:
-    """Keep one core busy ``duty`` of the time (spin, then sleep, in 50 ms periods) until ``stop_at`` (time.time())."""
+def burn(stop_at: float) -> None:
+    """Keep one core busy until ``stop_at`` (time.time())."""
     x = 0
-    while (now := time.time()) < stop_at:
-        while time.time() < now + 0.05 * duty:
-            x = (x * 1103515245 + 12345) % 2**31
-        if duty < 1.0:
-            time.sleep(0.05 * (1.0 - duty))
+    while time.time() < stop_at:
+        x = (x * 1103515245 + 12345) % 2**31
 
 
 def run(args, out: Path, *, disturb: bool) -> dict:
@@ -39,8 +35,7 @@ def run(args, out: Path, *, disturb: bool) -> dict:
     for line in proc.stderr:
         if disturb and "CNNs on" in line and not burners:
             stop = t0 + args.budget * 60
-            burners = [multiprocessing.Process(target=burn, args=(stop, args.duty), daemon=True)
-                       for _ in range(args.burners)]
+            burners = [multiprocessing.Process(target=burn, args=(stop,), daemon=True) for _ in range(args.burners)]
             for b in burners:
                 b.start()
             print(f"  competing process{'es' if args.burners > 1 else ''} started after calibration", flush=True)
@@ -60,8 +55,6 @@ def main() -> None:
     ap.add_argument("--models", default="model2")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--burners", type=int, default=1, help="competing CPU-bound processes")
-    ap.add_argument("--duty", type=float, default=1.0,
-                    help="share of the time each competing process spins (1: all; 0.3: a milder slowdown)")
     ap.add_argument("--out", type=Path, default=Path("runs/slowdown"))
     args = ap.parse_args()
     print("| run | wall time / budget (s) | model | steps done / planned | cut by deadline | final LR "

@@ -354,26 +354,6 @@ def test_stage_b_labels_keep_clean_images_and_drop_only_flagged_noisy_ones(kind)
     assert np.mean(corrected.argmax(1) == y) > np.mean(noisy == y) + 0.2
 
 
-def test_pseudo_labels_keep_only_flagged_images_the_network_is_sure_of():
-    rng = np.random.default_rng(1)
-    k, n = 4, 400
-    y = rng.integers(0, k, n)
-    noisy = np.where(rng.random(n) < 0.4, (y + 1) % k, y)
-    sure = rng.random(n) < 0.5  # the network is 0.97 sure of half the images, 0.6 of the rest (always right)
-    probs = np.where(sure[:, None], 0.97, 0.6) * np.eye(k)[y] + np.where(sure[:, None], 0.01, 0.4 / k)
-    is_clean = np.zeros(n, bool)
-    args = dict(is_clean=is_clean, smoothing=0.0)
-    t = noise.pair_flip(k, 0.4)
-    _, keep_drop, _ = forward_confident.relabel("confident_learning", probs, noisy, t, **args)
-    targets, keep, _ = forward_confident.relabel("confident_learning", probs, noisy, t, pseudo_threshold=0.9, **args)
-    flagged = ~keep_drop
-    assert flagged.any() and np.all(keep[~flagged])
-    np.testing.assert_array_equal(keep[flagged], sure[flagged])  # flagged + sure: kept; flagged + unsure: left out
-    relabelled = flagged & keep
-    np.testing.assert_array_equal(targets[relabelled].argmax(1), y[relabelled])  # with their confident label
-    np.testing.assert_array_equal(targets[~flagged].argmax(1), noisy[~flagged])
-
-
 def test_unknown_stage_b_labels_are_refused():
     with pytest.raises(ValueError, match="unknown stage B labels 'magic'"):
         forward_confident.relabel("magic", np.ones((2, 2)) / 2, np.zeros(2, int), None,

@@ -117,10 +117,7 @@ def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:
     if "label_issues" in t:
         issues = t["label_issues"]
         lines.append(f"Confident learning flagged {issues['flagged_training_images']:,} of {issues['of']:,} training "
-                     f"noisy labels as wrong; stage B left those images out"
-                     + (f", but for the {issues['pseudo_labelled_training_images']:,} the network was sure of, "
-                        f"which trained on their confident label (pseudo-labels)"
-                        if issues.get("pseudo_labelled_training_images") else "") + "."
+                     f"noisy labels as wrong; stage B left those images out."
                      + (f" Each label was judged by networks that had not trained on it ({issues['folds']} folds)."
                         if issues.get("folds", 1) > 1 else ""))
     if "label_correction" in t:

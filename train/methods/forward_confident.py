@@ -52,8 +52,6 @@ HYP = {
                              # fail (no trusted labels: −1.7 vs +8.2 pt; 1,000 trusted, 60 % noise: +18.1 vs +30.9);
                              # at 4–16 epochs they win (BENCHMARKS §13)
     "cross_fit_with_pairs": True,  # cross-fit with trusted pairs too (pair-flip 40 %, 1,000 trusted: −3 pt)
-    "pseudo_threshold": None,  # flagged images whose network is this sure of their confident label train on it
-                               # (pseudo-labels, as FixMatch's threshold); None: flagged images are left out
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -70,12 +68,10 @@ def _check_stage_b_labels(kind: str) -> None:
 
 
 def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None, *,
-            is_clean: np.ndarray, smoothing: float, pseudo_threshold: float | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            is_clean: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stage B's labels from the network's probabilities ``probs`` (N, K) — P(y | x) where ``transition`` is given,
     else P(ỹ | x). Returns (targets (N, K), keep (N,) bool, corrected (N, K): the label distribution the method
-    believes, scored against clean labels in the report). With ``pseudo_threshold``, a flagged image whose
-    ``probs`` give its confident label at least that probability is kept, with its confident label as target."""
+    believes, scored against clean labels in the report)."""
     k = probs.shape[1]
     if kind == "posterior":
         corrected = noise.posterior_correction(probs, noisy, transition)
@@ -84,12 +80,7 @@ def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndar
     noisy_probs = noise.forward_corrected(probs, transition) if transition is not None else probs
     confident, _ = noise.confident_labels(noisy_probs, noisy)
     flagged = (confident >= 0) & (confident != noisy) & ~is_clean
-    targets, keep = one_hot(noisy, k, smoothing=smoothing), ~flagged
-    if pseudo_threshold is not None:
-        sure = flagged & (probs[np.arange(len(probs)), np.maximum(confident, 0)] >= pseudo_threshold)
-        targets[sure] = one_hot(confident[sure], k, smoothing=smoothing)
-        keep |= sure
-    return targets, keep, one_hot(np.where(flagged, confident, noisy), k)
+    return one_hot(noisy, k, smoothing=smoothing), ~flagged, one_hot(np.where(flagged, confident, noisy), k)
 
 
 def out_of_fold(fold_probs: list[np.ndarray], fold: np.ndarray) -> np.ndarray:
@@ -186,8 +177,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # cycle (or, with stage_b_continues off, a fresh cycle at stage_b_lr_scale), the planned steps stage A did not
     # use and the time left until the model's deadline. Without T the network predicts ỹ: CL's classifier as it is.
     soft, keep, corrected = relabel(kind, probs, noisy, transition if trusted_pairs or kind == "posterior" else None,
-                                    is_clean=is_clean, smoothing=smoothing,
-                                    pseudo_threshold=hyp_noise["pseudo_threshold"] if kind != "posterior" else None)
+                                    is_clean=is_clean, smoothing=smoothing)
     correction = report["label_correction"] = {
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
@@ -207,19 +197,13 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         final_probs = trainer.predict_proba(model, val[0])
         report["stages"][f"B_{kind}"] = {"val_accuracy": accuracy(final_probs, val[1])}
     if kind != "posterior":
-        relabelled = keep & (soft.argmax(axis=1) != noisy) & ~is_clean
-        report["label_issues"] = {"flagged_training_images": int((~keep[task.train] | relabelled[task.train]).sum()),
-                                  "pseudo_labelled_training_images": int(relabelled[task.train].sum()),
+        report["label_issues"] = {"flagged_training_images": int((~keep[task.train]).sum()),
                                   "of": len(noisy_train), "stage_b": kind, "folds": folds}
         if len(split.val):  # how clean the labels stage B keeps are, on held-out images
-            kept, target_val = keep[split.val], soft[split.val].argmax(axis=1)
+            kept = keep[split.val]
             correction["kept_fraction"] = float(np.mean(kept))
-            correction["kept_label_accuracy"] = (float(np.mean(target_val[kept] == val[1][kept])) if kept.any()
+            correction["kept_label_accuracy"] = (float(np.mean(noisy_val[kept] == val[1][kept])) if kept.any()
                                                  else None)
-            pseudo = kept & (target_val != noisy_val)  # flagged, kept with their confident label
-            correction["pseudo_labelled_fraction"] = float(np.mean(pseudo))
-            correction["pseudo_label_accuracy"] = (float(np.mean(target_val[pseudo] == val[1][pseudo]))
-                                                   if pseudo.any() else None)
     if len(split.val):
         correction["per_class_corrected_label_accuracy"] = per_class_accuracy(corrected[split.val], val[1], k)
         correction["per_class_noisy_label_accuracy"] = per_class_accuracy(one_hot(noisy_val, k), val[1], k)
