@@ -2,12 +2,16 @@
 
 The 10,000 images with clean labels are the ground truth. Their noisy labels are *simulated* from the clean ones
 with a known transition matrix T (``labelmend.train.noise.simulate_noise``), so every noise kind can be measured on
-real images. Images 1–2,000 (a fixed seeded choice) are the validation set: never trained on, scored with their
+real images; "annotator-like 40 %" is noise that depends on the image instead (``noise.confusion_noise``): a
+network trained on the clean labels of the other half of the images (2 folds, ``--annotator-steps`` each, cached
+under ``--cache``) scores every image, and the 40 % it finds most confusable get the class it confuses them with.
+Images 1–2,000 (a fixed seeded choice) are the validation set: never trained on, scored with their
 clean labels. Of the other 8,000, the first ``m`` keep their clean label as the trusted set (m = 0 … 8,000); all
 8,000 carry their simulated noisy label. Model I (noisy labels as if clean) and Model II (weak supervision) train
 with the same network and the same number of steps:
 
     python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --trusted 0,200,1000,8000
+    python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --noise "annotator-like 40 %"
 
 Prints one Markdown row per (noise, m): Model I, Model II, how often the validation images' simulated noisy labels
 are right before and after Model II's correction, the share of noisy labels Model II's stage B kept and how often
@@ -17,6 +21,7 @@ those are right (validation images), and the L1 row error of the T Model II used
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -57,6 +62,29 @@ NOISE = {
     "pair-flip 40 %": lambda k: noise.pair_flip(k, 0.4, HUMAN_PAIRS),
     "class-dependent": lambda k: class_dependent(k),
 }
+ANNOTATOR = "annotator-like 40 %"  # instance-dependent: noise.confusion_noise of an out-of-fold network
+
+
+def out_of_fold_probs(images: np.ndarray, y: np.ndarray, k: int, trainer: Trainer, *, steps: int,
+                      cache: Path) -> np.ndarray:
+    """P(y | x) (N, K) of every image from a network trained on the clean labels of the other half (Model I's
+    recipe, ``steps`` steps per half); cached in ``cache`` by images, labels and steps."""
+    key = hashlib.sha256(images.tobytes() + y.tobytes() + f"{steps}{trainer.seed}".encode()).hexdigest()[:16]
+    path = cache / f"oof_probs_{key}.npy"
+    if path.exists():
+        return np.load(path)
+    probs = np.zeros((len(y), k), np.float32)
+    folds = np.arange(len(y)) % 2
+    for f in (0, 1):
+        held = np.flatnonzero(folds == f)
+        task = Task(images, y, y, Split(train_clean=np.array([], np.int64), val=held), n_classes=k)
+        model, report = noisy_ce.train(task, trainer, steps=steps)
+        probs[held] = trainer.predict_proba(model, images[held])
+        print(f"  annotator network {f}: {report['validation']['accuracy']:.4f} on the half it did not see",
+              flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, probs)
+    return probs
 
 
 def _share(row: dict) -> str:
@@ -71,7 +99,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=250, help="SGD steps per model (batch 256)")
     ap.add_argument("--trusted", default="0,200,1000,8000")
-    ap.add_argument("--noise", default=",".join(NOISE), help="comma-separated subset of: " + ", ".join(NOISE))
+    ap.add_argument("--noise", default=",".join(NOISE),
+                    help="comma-separated subset of: " + ", ".join([*NOISE, ANNOTATOR]))
+    ap.add_argument("--annotator-steps", type=int, default=400,
+                    help=f"steps of each of the two networks that make the {ANNOTATOR!r} labels")
+    ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"),
+                    help="where those networks' scores are kept")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override Model II's HYP (JSON value), e.g. stage_b_continues=true")
@@ -96,9 +129,18 @@ def main() -> None:
     print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
           "kept noisy labels: share / right | T error (L1/row) | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
-    for kind in args.noise.split(","):
-        t_true = NOISE[kind](k)
-        noisy = noise.simulate_noise(y, t_true, seed=args.seed + 1)
+    kinds = args.noise.split(",")
+    unknown = [kind for kind in kinds if kind not in NOISE and kind != ANNOTATOR]
+    if unknown:
+        ap.error(f"unknown noise {unknown}: choose from {[*NOISE, ANNOTATOR]}")
+    for kind in kinds:
+        if kind == ANNOTATOR:
+            probs = out_of_fold_probs(images, y, k, trainer, steps=args.annotator_steps, cache=args.cache)
+            noisy = noise.confusion_noise(y, probs, 0.4)
+            t_true = noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0)
+        else:
+            t_true = NOISE[kind](k)
+            noisy = noise.simulate_noise(y, t_true, seed=args.seed + 1)
         model1_acc = earlier.get(kind)
         for m in map(int, args.trusted.split(",")):
             task = Task(images, noisy, y[:n_val + m], Split(train_clean=np.arange(n_val, n_val + m),

@@ -19,11 +19,15 @@ import time
 from pathlib import Path
 
 
-def burn(stop_at: float) -> None:
-    """Keep one core busy until ``stop_at`` (time.time())."""
+def burn(stop_at: float, duty: float = 1.0, period: float = 0.05) -> None:
+    """Keep one core busy for ``duty`` of every ``period`` seconds until ``stop_at`` (time.time())."""
     x = 0
-    while time.time() < stop_at:
-        x = (x * 1103515245 + 12345) % 2**31
+    while (now := time.time()) < stop_at:
+        busy_until = now + duty * period
+        while time.time() < busy_until:
+            x = (x * 1103515245 + 12345) % 2**31
+        if duty < 1:
+            time.sleep((1 - duty) * period)
 
 
 def run(args, out: Path, *, disturb: bool) -> dict:
@@ -35,7 +39,8 @@ def run(args, out: Path, *, disturb: bool) -> dict:
     for line in proc.stderr:
         if disturb and "CNNs on" in line and not burners:
             stop = t0 + args.budget * 60
-            burners = [multiprocessing.Process(target=burn, args=(stop,), daemon=True) for _ in range(args.burners)]
+            burners = [multiprocessing.Process(target=burn, args=(stop, args.duty), daemon=True)
+                       for _ in range(args.burners)]
             for b in burners:
                 b.start()
             print(f"  competing process{'es' if args.burners > 1 else ''} started after calibration", flush=True)
@@ -55,13 +60,25 @@ def main() -> None:
     ap.add_argument("--models", default="model2")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--burners", type=int, default=1, help="competing CPU-bound processes")
+    ap.add_argument("--duty", type=float, default=1.0,
+                    help="share of each 50 ms that a competing process computes (1: a whole core; 0.3: a ~15 %% "
+                         "slower machine)")
+    ap.add_argument("--runs", default="undisturbed,disturbed", help="which of the two runs, comma-separated")
     ap.add_argument("--out", type=Path, default=Path("runs/slowdown"))
     args = ap.parse_args()
+    if not 0 < args.duty <= 1:
+        ap.error("--duty must be in (0, 1]")
     print("| run | wall time / budget (s) | model | steps done / planned | cut by deadline | final LR "
           "| val. accuracy |")
     print("|---|---:|---|---:|---|---:|---:|", flush=True)
-    for name, disturb in (("undisturbed", False), ("competing process after calibration", True)):
-        result = run(args, args.out / name.split()[0], disturb=disturb)
+    runs = {"undisturbed": ("undisturbed", False),
+            "disturbed": (f"competing process after calibration (duty {args.duty:g})", True)}
+    for key in args.runs.split(","):
+        name, disturb = runs[key]
+        result = run(args, args.out / (key if args.duty == 1 or not disturb else f"{key}-{args.duty:g}"),
+                     disturb=disturb)
+        print(f"  {name}: calibration {result['record'].get('seconds_per_step', float('nan'))} s/step",
+              flush=True)
         for model, rec in result["record"]["models"].items():
             if model == "baseline":
                 continue

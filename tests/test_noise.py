@@ -137,6 +137,45 @@ def test_simulate_noise_refuses_a_matrix_that_is_not_row_stochastic():
         noise.simulate_noise(np.array([0, 1]), np.array([[0.5, 0.6], [0.0, 1.0]]))
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(2, 12), n=st.integers(1, 300), rate=st.floats(0, 1))
+def test_confusion_noise_flips_the_most_confusable_images_to_their_likeliest_wrong_class(seed, k, n, rate):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    probs = rng.dirichlet(np.ones(k), n)
+    noisy = noise.confusion_noise(y, probs, rate)
+    flipped = noisy != y
+    assert flipped.sum() == round(rate * n)  # exactly the asked share, every flip to another class
+    wrong = probs.copy()
+    wrong[np.arange(n), y] = -1
+    assert np.array_equal(noisy[flipped], wrong[flipped].argmax(axis=1))
+    if flipped.any() and (~flipped).any():  # every flipped image is at least as confusable as every kept one
+        assert wrong[flipped].max(axis=1).min() >= wrong[~flipped].max(axis=1).max()
+
+
+def test_confusion_noise_is_asymmetric_where_the_classifier_confuses_two_classes():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 4000)
+    probs = np.full((4000, 4), 0.05)
+    probs[np.arange(4000), y] = 0.6
+    confusable = np.isin(y, [0, 1]) & (rng.random(4000) < 0.5)  # half of classes 0 and 1 look like the other
+    probs[confusable, 1 - y[confusable]] = 0.3
+    t = noise.estimate_transition_matrix(y, noise.confusion_noise(y, probs, 0.2), n_classes=4, prior_strength=0)
+    assert t[0, 1] > 0.35 and t[1, 0] > 0.35  # the confused pair swaps labels ...
+    np.testing.assert_allclose(np.diag(t)[2:], 1.0)  # ... and the classes nobody confuses keep theirs
+
+
+@pytest.mark.parametrize("labels, probs, rate, match", [
+    (np.array([0, 1]), np.full((2, 2), np.nan), 0.5, "finite"),
+    (np.array([0, 1]), np.full((3, 2), 0.5), 0.5, "2 labels but 3 rows"),
+    (np.array([0, 2]), np.full((2, 2), 0.5), 0.5, "0..1"),
+    (np.array([0, 1]), np.full((2, 2), 0.5), 1.5, "rate"),
+])
+def test_confusion_noise_errors(labels, probs, rate, match):
+    with pytest.raises(ValueError, match=match):
+        noise.confusion_noise(labels, probs, rate)
+
+
 @pytest.mark.parametrize("t_true", [noise.symmetric(K, 0.6), noise.pair_flip(K, 0.4)])
 def test_anchor_points_recover_t_from_a_perfect_noisy_label_classifier(t_true):
     """If P(ỹ | x) = P(y | x) @ T exactly and some images are surely of their class, the anchors give T back."""

@@ -13,7 +13,8 @@ classifier's estimate of P(y | x).
 * :func:`confident_labels` guesses each image's true label without any clean label, from a classifier of the noisy
   label: confident learning (Northcutt et al. 2021, §3.1), per-class thresholds instead of a single anchor image.
 * :func:`simulate_noise` draws noisy labels from clean ones through a given T (for tests and benchmarks), and
-  :func:`symmetric`, :func:`pair_flip` build the usual Ts.
+  :func:`symmetric`, :func:`pair_flip` build the usual Ts. :func:`confusion_noise` makes noise that depends on the
+  image, as human annotators' does: the images a classifier finds most confusable get the class it confuses them with.
 * :func:`posterior_correction` combines a classifier with the noisy label as evidence, by Bayes' rule under the
   usual class-conditional noise assumption (ỹ independent of x given y)::
 
@@ -61,6 +62,31 @@ def simulate_noise(labels: np.ndarray, transition: np.ndarray, *, seed: int = 0)
     cdf = np.cumsum(transition, axis=1)
     u = np.random.default_rng(seed).random(len(y))
     return np.minimum((u[:, None] > cdf[y]).sum(axis=1), k - 1).astype(np.int64)
+
+
+def confusion_noise(labels: np.ndarray, probs: np.ndarray, rate: float) -> np.ndarray:
+    """Instance-dependent noisy labels (N,) from clean ``labels`` (N,) and a classifier's ``probs`` (N, K) of them:
+    the ``rate`` · N images whose most probable *wrong* class is most probable get that class as their label, the
+    others keep theirs (Chen et al., "Beyond class-conditional assumption", AAAI 2021, §5). Annotators' mistakes
+    look like this: ambiguous images, labelled as the class they resemble (cat ↔ dog), so the noise depends on x
+    and is far from symmetric. ``probs`` should be out of sample (a network scoring images it trained on is sure of
+    their clean label)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] < 2 or not np.all(np.isfinite(probs)):
+        raise ValueError(f"probs must be a finite (N, K >= 2) array, got shape {probs.shape}")
+    y = _check_labels(labels, probs.shape[1], "labels")
+    if len(y) != len(probs):
+        raise ValueError(f"{len(y)} labels but {len(probs)} rows of probs")
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    wrong = probs.copy()
+    wrong[np.arange(len(y)), y] = -np.inf
+    candidate = wrong.argmax(axis=1)
+    score = wrong[np.arange(len(y)), candidate]
+    flip = np.argsort(-score, kind="stable")[:int(round(rate * len(y)))]
+    noisy = y.astype(np.int64).copy()
+    noisy[flip] = candidate[flip]
+    return noisy
 
 
 def estimate_transition_matrix(true_labels: np.ndarray, noisy_labels: np.ndarray, *, n_classes: int = 10,
