@@ -4,7 +4,9 @@ The 10,000 images with clean labels are the ground truth. Their noisy labels are
 with a known transition matrix T (``labelmend.train.noise.simulate_noise``), so every noise kind can be measured on
 real images; "annotator-like 40 %" is noise that depends on the image instead (``noise.confusion_noise``): a
 network trained on the clean labels of the other half of the images (2 folds, ``--annotator-steps`` each, cached
-under ``--cache``) scores every image, and the 40 % it finds most confusable get the class it confuses them with.
+under ``--cache``) scores every image, and the 40 % it finds most confusable get the class it confuses them with;
+"annotator-sampled 40 %" draws the errors instead: each image is wrong with a probability proportional to the
+network's mass on its wrong classes (40 % on average), to a wrong class drawn from those probabilities.
 Images 1–2,000 (a fixed seeded choice) are the validation set: never trained on, scored with their
 clean labels. Of the other 8,000, the first ``m`` keep their clean label as the trusted set (m = 0 … 8,000); all
 8,000 carry their simulated noisy label. Model I (noisy labels as if clean) and Model II (weak supervision) train
@@ -12,6 +14,7 @@ with the same network and the same number of steps:
 
     python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --trusted 0,200,1000,8000
     python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --noise "annotator-like 40 %"
+    python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --noise "annotator-sampled 40 %"
 
 Prints one Markdown row per (noise, m): Model I, Model II, how often the validation images' simulated noisy labels
 are right before and after Model II's correction, the share of noisy labels Model II's stage B kept and how often
@@ -62,7 +65,13 @@ NOISE = {
     "pair-flip 40 %": lambda k: noise.pair_flip(k, 0.4, HUMAN_PAIRS),
     "class-dependent": lambda k: class_dependent(k),
 }
-ANNOTATOR = "annotator-like 40 %"  # instance-dependent: noise.confusion_noise of an out-of-fold network
+# instance-dependent noise from an out-of-fold network's scores: the 40 % most confusable images always wrong
+# (noise.confusion_noise), or each image wrong with a probability that grows with its confusability
+# (noise.sampled_confusion_noise)
+ANNOTATOR = "annotator-like 40 %"
+ANNOTATOR_SAMPLED = "annotator-sampled 40 %"
+INSTANCE_NOISE = {ANNOTATOR: lambda y, probs, seed: noise.confusion_noise(y, probs, 0.4),
+                  ANNOTATOR_SAMPLED: lambda y, probs, seed: noise.sampled_confusion_noise(y, probs, 0.4, seed=seed)}
 
 
 def out_of_fold_probs(images: np.ndarray, y: np.ndarray, k: int, trainer: Trainer, *, steps: int,
@@ -100,9 +109,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=250, help="SGD steps per model (batch 256)")
     ap.add_argument("--trusted", default="0,200,1000,8000")
     ap.add_argument("--noise", default=",".join(NOISE),
-                    help="comma-separated subset of: " + ", ".join([*NOISE, ANNOTATOR]))
+                    help="comma-separated subset of: " + ", ".join([*NOISE, *INSTANCE_NOISE]))
     ap.add_argument("--annotator-steps", type=int, default=400,
-                    help=f"steps of each of the two networks that make the {ANNOTATOR!r} labels")
+                    help="steps of each of the two networks that make the annotator-* labels")
     ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"),
                     help="where those networks' scores are kept")
     ap.add_argument("--seed", type=int, default=0)
@@ -130,13 +139,13 @@ def main() -> None:
           "kept noisy labels: share / right | T error (L1/row) | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     kinds = args.noise.split(",")
-    unknown = [kind for kind in kinds if kind not in NOISE and kind != ANNOTATOR]
+    unknown = [kind for kind in kinds if kind not in NOISE and kind not in INSTANCE_NOISE]
     if unknown:
-        ap.error(f"unknown noise {unknown}: choose from {[*NOISE, ANNOTATOR]}")
+        ap.error(f"unknown noise {unknown}: choose from {[*NOISE, *INSTANCE_NOISE]}")
     for kind in kinds:
-        if kind == ANNOTATOR:
+        if kind in INSTANCE_NOISE:
             probs = out_of_fold_probs(images, y, k, trainer, steps=args.annotator_steps, cache=args.cache)
-            noisy = noise.confusion_noise(y, probs, 0.4)
+            noisy = INSTANCE_NOISE[kind](y, probs, args.seed + 1)
             t_true = noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0)
         else:
             t_true = NOISE[kind](k)
@@ -157,6 +166,7 @@ def main() -> None:
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))
             row = {"noise": kind, "trusted": m, "model_i": model1_acc,
                    "model_ii": r2["validation"]["accuracy"],
+                   "stage_a": next(iter(r2["stages"].values()))["val_accuracy"],
                    "noisy_label_accuracy": lc["noisy_label_accuracy"], "corrected_label_accuracy": corrected,
                    "kept_fraction": lc.get("kept_fraction"), "kept_label_accuracy": lc.get("kept_label_accuracy"),
                    "transition_error_l1": err, "transition_source": r2["transition_source"],

@@ -61,8 +61,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--burners", type=int, default=1, help="competing CPU-bound processes")
     ap.add_argument("--duty", type=float, default=1.0,
-                    help="share of each 50 ms that a competing process computes (1: a whole core; 0.3: a ~15 %% "
-                         "slower machine)")
+                    help="share of each 50 ms that a competing process computes (1: a whole core; less: a milder "
+                         "competitor)")
     ap.add_argument("--runs", default="undisturbed,disturbed", help="which of the two runs, comma-separated")
     ap.add_argument("--out", type=Path, default=Path("runs/slowdown"))
     args = ap.parse_args()

@@ -230,3 +230,47 @@ def test_confident_labels_errors():
         noise.confident_labels(np.ones((3, 2)) / 2, np.zeros(2, int))
     with pytest.raises(ValueError, match="noisy_labels must lie in 0..1"):
         noise.confident_labels(np.ones((3, 2)) / 2, np.array([0, 1, 2]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(2, 12), rate=st.floats(0.05, 0.6))
+def test_sampled_confusion_noise_hits_its_rate_and_only_flips_to_confusable_classes(seed, k, rate):
+    rng = np.random.default_rng(seed)
+    n = 4000
+    y = rng.integers(0, k, n)
+    probs = rng.dirichlet(np.ones(k), n)
+    probs[rng.random((n, k)) < 0.3] = 0.0  # some classes are never confused with an image's
+    probs[np.arange(n), y] += 0.1  # every row has mass; some have none on any wrong class
+    noisy = noise.sampled_confusion_noise(y, probs, rate, seed=seed)
+    flipped = noisy != y
+    mass = probs.sum(1) - probs[np.arange(n), y]
+    attainable = np.mean(mass > 0)  # an image no class is confused with is never flipped
+    assert abs(flipped.mean() - min(rate, attainable)) < 0.04
+    assert np.all(probs[flipped, noisy[flipped]] > 0)  # only to a class the classifier confuses it with
+    assert not flipped[mass == 0].any()
+    np.testing.assert_array_equal(noisy, noise.sampled_confusion_noise(y, probs, rate, seed=seed))  # seeded
+
+
+def test_sampled_confusion_noise_errs_more_on_ambiguous_images_and_towards_the_confused_class():
+    rng = np.random.default_rng(0)
+    n = 20000
+    y = rng.integers(0, 4, n)
+    ambiguous = rng.random(n) < 0.5
+    probs = np.full((n, 4), 0.02)
+    probs[np.arange(n), y] = np.where(ambiguous, 0.5, 0.94)
+    probs[ambiguous, (y[ambiguous] + 1) % 4] = 0.46  # ambiguous images look like the next class
+    noisy = noise.sampled_confusion_noise(y, probs, 0.3, seed=1)
+    assert (noisy != y)[ambiguous].mean() > 5 * (noisy != y)[~ambiguous].mean()
+    wrong_amb = noisy[ambiguous & (noisy != y)]
+    assert np.mean(wrong_amb == (y[ambiguous & (noisy != y)] + 1) % 4) > 0.85
+    assert 0 < (noisy != y)[~ambiguous].mean()  # clear images are sometimes wrong too: a slip, not a rule
+
+
+@pytest.mark.parametrize("labels, probs, rate, match", [
+    (np.array([0, 1]), np.full((2, 2), np.nan), 0.5, "finite"),
+    (np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 1.0]]), 0.5, "no mass on any wrong class"),
+    (np.array([0, 1]), np.full((2, 2), -0.5), 0.5, "non-negative"),
+])
+def test_sampled_confusion_noise_errors(labels, probs, rate, match):
+    with pytest.raises(ValueError, match=match):
+        noise.sampled_confusion_noise(labels, probs, rate)

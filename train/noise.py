@@ -13,8 +13,9 @@ classifier's estimate of P(y | x).
 * :func:`confident_labels` guesses each image's true label without any clean label, from a classifier of the noisy
   label: confident learning (Northcutt et al. 2021, §3.1), per-class thresholds instead of a single anchor image.
 * :func:`simulate_noise` draws noisy labels from clean ones through a given T (for tests and benchmarks), and
-  :func:`symmetric`, :func:`pair_flip` build the usual Ts. :func:`confusion_noise` makes noise that depends on the
-  image, as human annotators' does: the images a classifier finds most confusable get the class it confuses them with.
+  :func:`symmetric`, :func:`pair_flip` build the usual Ts. :func:`confusion_noise` and
+  :func:`sampled_confusion_noise` make noise that depends on the image, as human annotators' does: the images a
+  classifier finds confusable get (always, or with a probability that grows with it) a class it confuses them with.
 * :func:`posterior_correction` combines a classifier with the noisy label as evidence, by Bayes' rule under the
   usual class-conditional noise assumption (ỹ independent of x given y)::
 
@@ -64,28 +65,60 @@ def simulate_noise(labels: np.ndarray, transition: np.ndarray, *, seed: int = 0)
     return np.minimum((u[:, None] > cdf[y]).sum(axis=1), k - 1).astype(np.int64)
 
 
-def confusion_noise(labels: np.ndarray, probs: np.ndarray, rate: float) -> np.ndarray:
-    """Instance-dependent noisy labels (N,) from clean ``labels`` (N,) and a classifier's ``probs`` (N, K) of them:
-    the ``rate`` · N images whose most probable *wrong* class is most probable get that class as their label, the
-    others keep theirs (Chen et al., "Beyond class-conditional assumption", AAAI 2021, §5). Annotators' mistakes
-    look like this: ambiguous images, labelled as the class they resemble (cat ↔ dog), so the noise depends on x
-    and is far from symmetric. ``probs`` should be out of sample (a network scoring images it trained on is sure of
-    their clean label)."""
+def _wrong_class_probs(labels: np.ndarray, probs: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (labels (N,), probs (N, K) float64 with each image's true class set to 0) for the confusion noises."""
     probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim != 2 or probs.shape[1] < 2 or not np.all(np.isfinite(probs)):
-        raise ValueError(f"probs must be a finite (N, K >= 2) array, got shape {probs.shape}")
+    if probs.ndim != 2 or probs.shape[1] < 2 or not np.all(np.isfinite(probs)) or np.any(probs < 0):
+        raise ValueError(f"probs must be a finite, non-negative (N, K >= 2) array, got shape {probs.shape}")
     y = _check_labels(labels, probs.shape[1], "labels")
     if len(y) != len(probs):
         raise ValueError(f"{len(y)} labels but {len(probs)} rows of probs")
     if not 0 <= rate <= 1:
         raise ValueError(f"rate must be in [0, 1], got {rate}")
     wrong = probs.copy()
-    wrong[np.arange(len(y)), y] = -np.inf
+    wrong[np.arange(len(y)), y] = 0.0
+    return y, wrong
+
+
+def confusion_noise(labels: np.ndarray, probs: np.ndarray, rate: float) -> np.ndarray:
+    """Instance-dependent noisy labels (N,) from clean ``labels`` (N,) and a classifier's ``probs`` (N, K) of them:
+    the ``rate`` · N images whose most probable *wrong* class is most probable get that class as their label, the
+    others keep theirs (Chen et al., "Beyond class-conditional assumption", AAAI 2021, §5). The worst case of
+    annotators' mistakes: the noise is a function of the image, so without trusted labels nothing in the data says
+    which labels are wrong. ``probs`` should be out of sample (a network scoring images it trained on is sure of
+    their clean label)."""
+    y, wrong = _wrong_class_probs(labels, probs, rate)
+    wrong[np.arange(len(y)), y] = -1.0  # never "flip" to the true class, even where every wrong class has 0
     candidate = wrong.argmax(axis=1)
     score = wrong[np.arange(len(y)), candidate]
     flip = np.argsort(-score, kind="stable")[:int(round(rate * len(y)))]
     noisy = y.astype(np.int64).copy()
     noisy[flip] = candidate[flip]
+    return noisy
+
+
+def sampled_confusion_noise(labels: np.ndarray, probs: np.ndarray, rate: float, *, seed: int = 0) -> np.ndarray:
+    """Instance-dependent noisy labels (N,) drawn at random, as human annotators err: image n is mislabelled with
+    probability min(1, c · P(wrong | x_n)), where P(wrong | x_n) is the classifier's mass on the other classes and c
+    makes the mean ``rate``; a mislabelled image gets a wrong class drawn in proportion to the classifier's
+    probabilities (cat → dog more often than cat → ship). Ambiguous images are often wrong, clear ones rarely,
+    but no image is wrong for sure, unlike :func:`confusion_noise`."""
+    y, wrong = _wrong_class_probs(labels, probs, rate)
+    mass = wrong.sum(axis=1)
+    if rate > 0 and not np.any(mass > 0):
+        raise ValueError("probs put no mass on any wrong class: nothing to confuse")
+    lo, hi = 0.0, 1.0
+    while np.mean(np.minimum(1.0, hi * mass)) < rate and hi < 1e12:
+        hi *= 2
+    for _ in range(100):  # bisection for c: the mean flip probability rises with c
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.mean(np.minimum(1.0, mid * mass)) < rate else (lo, mid)
+    rng = np.random.default_rng(seed)
+    flip = rng.random(len(y)) < np.minimum(1.0, hi * mass)
+    cdf = np.cumsum(wrong[flip], axis=1)
+    u = rng.random(int(flip.sum()))[:, None] * cdf[:, -1:]
+    noisy = y.astype(np.int64).copy()
+    noisy[flip] = np.minimum((u >= cdf).sum(axis=1), wrong.shape[1] - 1)
     return noisy
 
 

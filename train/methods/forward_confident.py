@@ -52,6 +52,10 @@ HYP = {
                              # fail (no trusted labels: −1.7 vs +8.2 pt; 1,000 trusted, 60 % noise: +18.1 vs +30.9);
                              # at 4–16 epochs they win (BENCHMARKS §13)
     "cross_fit_with_pairs": True,  # cross-fit with trusted pairs too (pair-flip 40 %, 1,000 trusted: −3 pt)
+    "distill": 0.0,          # stage B target of a kept noisy label: (1 - distill) · the label + distill · stage A's
+                             # prediction (self-distillation; SEAL, Chen et al. 2021; bootstrapping, Reed et al. 2015)
+    "flagged": "drop",       # a flagged image in stage B: "drop" it, train it on stage A's prediction ("teacher"),
+                             # or on its noisy label all the same ("keep": the ablation of flagging)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -184,7 +188,14 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "corrected_label_accuracy": accuracy(corrected[split.val], val[1]), "n": int(len(split.val))}
     final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
     if steps_b > 0:
-        rows_b = rows[keep[rows]] if keep[rows].any() else rows  # all flagged happens on tiny data only
+        if kind != "posterior" and hyp_noise["distill"] > 0:
+            soft = (1 - hyp_noise["distill"]) * soft + hyp_noise["distill"] * probs
+        trains = keep
+        if kind != "posterior" and hyp_noise["flagged"] != "drop":
+            if hyp_noise["flagged"] == "teacher":
+                soft[~keep] = probs[~keep]
+            trains = np.ones_like(keep)
+        rows_b = rows[trains[rows]] if trains[rows].any() else rows  # all flagged happens on tiny data only
         soft[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], soft[rows_b].astype(np.float32),
                                                     np.zeros(len(rows_b), bool)),
