@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_ablation import parse_overrides  # a sibling script (bench/ is on sys.path when run)
+from bench_ablation import _capture_relabel_inputs, parse_overrides  # a sibling script (bench/ is on sys.path)
 from labelmend.train import noise
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
@@ -118,6 +118,9 @@ def main() -> None:
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override Model II's HYP (JSON value), e.g. stage_b_continues=true")
     ap.add_argument("--out-json", type=Path, help="the rows as JSON, rewritten after each row")
+    ap.add_argument("--save", type=Path, metavar="DIR",
+                    help="per row, save the probabilities and T Model II relabelled with, and every image's clean "
+                         "label, to DIR/<noise>_<m>.npz (offline analysis of keep rules)")
     ap.add_argument("--model-i-from", type=Path, metavar="JSON",
                     help="take Model I's accuracy from an earlier --out-json of the same seed and steps (Model I "
                          "never sees a trusted label, so Model II's rows alone can be rerun)")
@@ -135,6 +138,7 @@ def main() -> None:
         earlier = {r["noise"]: r["model_i"] for r in json.loads(args.model_i_from.read_text(encoding="utf-8"))
                    if r["steps"] == args.steps and r.get("seed", 0) == args.seed}
     rows, results = [], []
+    captured = _capture_relabel_inputs(forward_confident) if args.save else {}  # refilled by every Model II
     print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
           "kept noisy labels: share / right | T error (L1/row) | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
@@ -161,6 +165,9 @@ def main() -> None:
             hyp_noise = {**forward_confident.HYP,
                          **parse_overrides(args.method_set, dotted=False, known=forward_confident.HYP)}
             _, r2 = forward_confident.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
+            if captured:
+                args.save.mkdir(parents=True, exist_ok=True)
+                np.savez(args.save / f"{kind.split()[0]}_{m}.npz", truth=y, val=np.arange(n_val), **captured)
             lc = r2["label_correction"]
             corrected = lc.get("corrected_label_accuracy_after_B", lc["corrected_label_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))

@@ -33,7 +33,7 @@ from labelmend.train.inputs import TrainingTargets
 from labelmend.train.loop import Trainer, cross_entropy, forward_corrected_cross_entropy
 from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_report
 
-STAGE_B_LABELS = ("confident_learning", "posterior")
+STAGE_B_LABELS = ("confident_learning", "noise_rate", "posterior")
 
 HYP = {
     "stage_a_frac": 0.6,     # share of Model II's steps (and learning-rate cycle) spent on stage A
@@ -72,10 +72,12 @@ def _check_stage_b_labels(kind: str) -> None:
 
 
 def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None, *,
-            is_clean: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            is_clean: np.ndarray, smoothing: float, rates: np.ndarray | None = None,
+            among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stage B's labels from the network's probabilities ``probs`` (N, K) — P(y | x) where ``transition`` is given,
-    else P(ỹ | x). Returns (targets (N, K), keep (N,) bool, corrected (N, K): the label distribution the method
-    believes, scored against clean labels in the report)."""
+    else P(ỹ | x). "noise_rate" needs ``rates`` (K,), the trusted pairs' share of wrong labels per noisy class, and
+    ``among`` (N,) bool, the noisy training images whose labels set its thresholds. Returns (targets (N, K), keep
+    (N,) bool, corrected (N, K): the label distribution the method believes, scored against clean labels)."""
     k = probs.shape[1]
     if kind == "posterior":
         corrected = noise.posterior_correction(probs, noisy, transition)
@@ -83,7 +85,12 @@ def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndar
     _check_stage_b_labels(kind)
     noisy_probs = noise.forward_corrected(probs, transition) if transition is not None else probs
     confident, _ = noise.confident_labels(noisy_probs, noisy)
-    flagged = (confident >= 0) & (confident != noisy) & ~is_clean
+    if kind == "noise_rate":
+        flagged = noise.prune_by_noise_rate(noisy_probs, noisy, rates, among) & ~is_clean
+        # a flagged label's correction: its confident label, else the classifier's most probable class
+        confident = np.where(confident >= 0, confident, probs.argmax(axis=1))
+    else:
+        flagged = (confident >= 0) & (confident != noisy) & ~is_clean
     return one_hot(noisy, k, smoothing=smoothing), ~flagged, one_hot(np.where(flagged, confident, noisy), k)
 
 
@@ -180,8 +187,15 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # Stage B: clean labels + the labels relabel() gives, from stage A's weights, on the rest of its learning-rate
     # cycle (or, with stage_b_continues off, a fresh cycle at stage_b_lr_scale), the planned steps stage A did not
     # use and the time left until the model's deadline. Without T the network predicts ỹ: CL's classifier as it is.
+    rates = None
+    if kind == "noise_rate":  # each noisy class's share of wrong labels: trusted pairs, else the confident joint
+        true_, noisy_ = (clean_train, noisy[split.train_clean]) if trusted_pairs else (confident[sure], noisy[sure])
+        rates = noise.noise_rates(true_, noisy_, n_classes=k, prior_strength=hyp_noise["prior_strength"])
+        report["noise_rates"] = rates.tolist()
+    among = np.zeros(len(images), bool)
+    among[noisy_train] = True
     soft, keep, corrected = relabel(kind, probs, noisy, transition if trusted_pairs or kind == "posterior" else None,
-                                    is_clean=is_clean, smoothing=smoothing)
+                                    is_clean=is_clean, smoothing=smoothing, rates=rates, among=among)
     correction = report["label_correction"] = {
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
