@@ -274,39 +274,3 @@ def test_sampled_confusion_noise_errs_more_on_ambiguous_images_and_towards_the_c
 def test_sampled_confusion_noise_errors(labels, probs, rate, match):
     with pytest.raises(ValueError, match=match):
         noise.sampled_confusion_noise(labels, probs, rate)
-
-
-def test_noise_rates_count_wrong_labels_per_noisy_class_and_shrink_small_classes_to_the_pooled_rate():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 30000)
-    noisy = noise.simulate_noise(y, noise.pair_flip(3, 0.3), seed=1)  # 0→1, 1→2, 2→0 with 30 %
-    rates = noise.noise_rates(y, noisy, n_classes=3)
-    # among the images labelled 1: the 70 % of class 1 kept + the 30 % of class 0 flipped → 0.3 / 1.0 wrong
-    np.testing.assert_allclose(rates, 0.3, atol=0.02)
-    few = noise.noise_rates(np.array([0, 0, 1]), np.array([0, 0, 1]), n_classes=3, prior_strength=5)
-    pooled = 1 / 5  # (0 wrong + 1) / (3 + 2)
-    np.testing.assert_allclose(few[2], pooled)  # no pair labelled 2: the pooled rate exactly
-    assert 0 < few[0] < pooled
-
-
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**16), k=st.integers(2, 8), n=st.integers(20, 300))
-def test_prune_by_noise_rate_flags_each_class_share_with_the_lowest_self_confidence(seed, k, n):
-    rng = np.random.default_rng(seed)
-    probs = rng.dirichlet(np.ones(k), n)
-    noisy = rng.integers(0, k, n)
-    rates = rng.uniform(0, 1, k)
-    among = rng.random(n) < 0.8
-    flagged = noise.prune_by_noise_rate(probs, noisy, rates, among)
-    self_conf = probs[np.arange(n), noisy]
-    for j in range(k):
-        mine = among & (noisy == j)
-        assert flagged[mine].sum() == round(rates[j] * mine.sum())
-        if flagged[mine].any() and (~flagged[mine]).any():  # the least believed go, the same threshold for all
-            assert self_conf[mine & flagged].max() < self_conf[mine & ~flagged].min()
-            assert self_conf[(noisy == j) & flagged].max() < self_conf[mine & ~flagged].min()
-
-
-def test_prune_by_noise_rate_errors():
-    with pytest.raises(ValueError, match="rates must be"):
-        noise.prune_by_noise_rate(np.full((2, 2), 0.5), np.array([0, 1]), np.array([0.5, 1.5]), np.ones(2, bool))

@@ -333,7 +333,7 @@ def test_whitening_layer_fits_any_width(tiny, width, n_whiten):
     assert model(images[:2].astype(np.float32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("kind", ["confident_learning", "noise_rate", "posterior"])
+@pytest.mark.parametrize("kind", ["confident_learning", "posterior"])
 def test_stage_b_labels_keep_clean_images_and_drop_only_flagged_noisy_ones(kind):
     rng = np.random.default_rng(0)
     k, n = 4, 400
@@ -342,21 +342,16 @@ def test_stage_b_labels_keep_clean_images_and_drop_only_flagged_noisy_ones(kind)
     probs = 0.7 * np.eye(k)[y] + 0.3 * rng.dirichlet(np.ones(k), n)  # a classifier of y, mostly right
     is_clean = np.arange(n) < 50
     t = noise.pair_flip(k, 0.3)
-    rates = noise.noise_rates(y[is_clean], noisy[is_clean], n_classes=k)
-    targets, keep, corrected = forward_confident.relabel(kind, probs, noisy, t, is_clean=is_clean, smoothing=0.0,
-                                                         rates=rates, among=~is_clean)
+    targets, keep, corrected = forward_confident.relabel(kind, probs, noisy, t, is_clean=is_clean, smoothing=0.0)
     assert targets.shape == corrected.shape == (n, k) and np.allclose(corrected.sum(1), 1)
     assert keep[is_clean].all()
-    if kind == "noise_rate":  # about the trusted pairs' share of each class's labels goes, the wrong ones first
-        assert abs((~keep[~is_clean]).mean() - np.mean(noisy[~is_clean] != y[~is_clean])) < 0.1
-        assert np.mean(noisy[keep] == y[keep]) > np.mean(noisy == y) + 0.15
-    elif kind == "confident_learning":
+    if kind == "confident_learning":
         assert 0.5 < keep.mean() < 0.95  # the flipped labels go, most of the rest stay
         assert np.mean(noisy[keep] == y[keep]) > 0.95
         np.testing.assert_array_equal(targets.argmax(1), noisy)
     else:
         assert keep.all()
-    assert np.mean(corrected.argmax(1) == y) > np.mean(noisy == y) + 0.15
+    assert np.mean(corrected.argmax(1) == y) > np.mean(noisy == y) + 0.2
 
 
 def test_unknown_stage_b_labels_are_refused():

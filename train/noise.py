@@ -12,8 +12,6 @@ classifier's estimate of P(y | x).
   P(ỹ = i | x) at the 97th percentile) is taken as surely of class i, so its whole predicted row is T[i, :].
 * :func:`confident_labels` guesses each image's true label without any clean label, from a classifier of the noisy
   label: confident learning (Northcutt et al. 2021, §3.1), per-class thresholds instead of a single anchor image.
-* :func:`noise_rates` counts, per noisy class, the share of wrong labels from trusted pairs, and
-  :func:`prune_by_noise_rate` flags that share of each class's labels, those a classifier believes least.
 * :func:`simulate_noise` draws noisy labels from clean ones through a given T (for tests and benchmarks), and
   :func:`symmetric`, :func:`pair_flip` build the usual Ts. :func:`confusion_noise` and
   :func:`sampled_confusion_noise` make noise that depends on the image, as human annotators' does: the images a
@@ -195,46 +193,6 @@ def confident_labels(noisy_probs: np.ndarray, noisy_labels: np.ndarray) -> tuple
     above = probs >= thresholds
     confident = np.where(above.any(axis=1), np.where(above, probs, -1.0).argmax(axis=1), -1)
     return confident.astype(np.int64), thresholds
-
-
-def noise_rates(true_labels: np.ndarray, noisy_labels: np.ndarray, *, n_classes: int,
-                prior_strength: float = 5.0) -> np.ndarray:
-    """(K,) P(y ≠ j | ỹ = j): the share of wrong labels among the images labelled j, from (true, noisy) pairs.
-
-    Each rate is shrunk towards the pooled rate by ``prior_strength`` pseudo-pairs (Beta prior), so a class with
-    few trusted pairs gets about the pooled rate, and one with none gets it exactly.
-    """
-    y = _check_labels(true_labels, n_classes, "true_labels")
-    noisy = _check_labels(noisy_labels, n_classes, "noisy_labels")
-    if y.shape != noisy.shape or not len(y):
-        raise ValueError(f"need as many true as noisy labels, at least one: got {y.shape} and {noisy.shape}")
-    wrong = np.bincount(noisy, weights=(y != noisy).astype(float), minlength=n_classes)
-    labelled = np.bincount(noisy, minlength=n_classes)
-    pooled = (wrong.sum() + 1.0) / (len(y) + 2.0)
-    return (wrong + prior_strength * pooled) / np.maximum(labelled + prior_strength, 1e-12)
-
-
-def prune_by_noise_rate(noisy_probs: np.ndarray, noisy_labels: np.ndarray, rates: np.ndarray,
-                        among: np.ndarray) -> np.ndarray:
-    """Flag (N,) bool the noisy labels a classifier believes least: among the images labelled j (of those where
-    ``among`` is True), the ``rates[j]`` share with the lowest P̂(ỹ = j | x) (self-confidence); the same per-class
-    threshold then judges every image. cleanlab's "prune by noise rate" (Northcutt et al. 2021, §3.2), with the
-    rates known instead of estimated: counting errors from confident labels misses most of the errors annotators
-    make, on images that look like the class they were given (BENCHMARKS.md §15).
-    """
-    probs = np.asarray(noisy_probs, dtype=np.float64)
-    k = probs.shape[1]
-    noisy = _check_labels(noisy_labels, k, "noisy_labels")
-    if rates.shape != (k,) or np.any((rates < 0) | (rates > 1)) or among.shape != noisy.shape:
-        raise ValueError(f"rates must be (K={k},) in [0, 1] and among ({len(noisy)},) bool")
-    self_conf = probs[np.arange(len(noisy)), noisy]
-    thresholds = np.full(k, -np.inf)
-    for j in range(k):
-        scores = np.sort(self_conf[among & (noisy == j)])
-        if len(scores):
-            n_drop = int(round(rates[j] * len(scores)))
-            thresholds[j] = scores[n_drop] if n_drop < len(scores) else np.inf
-    return self_conf < thresholds[noisy]
 
 
 def posterior_correction(probs: np.ndarray, noisy_labels: np.ndarray, transition: np.ndarray) -> np.ndarray:

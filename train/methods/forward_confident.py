@@ -33,7 +33,7 @@ from labelmend.train.inputs import TrainingTargets
 from labelmend.train.loop import Trainer, cross_entropy, forward_corrected_cross_entropy
 from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_report
 
-STAGE_B_LABELS = ("confident_learning", "noise_rate", "posterior")
+STAGE_B_LABELS = ("confident_learning", "posterior")
 
 HYP = {
     "stage_a_frac": 0.6,     # share of Model II's steps (and learning-rate cycle) spent on stage A
@@ -52,10 +52,6 @@ HYP = {
                              # fail (no trusted labels: −1.7 vs +8.2 pt; 1,000 trusted, 60 % noise: +18.1 vs +30.9);
                              # at 4–16 epochs they win (BENCHMARKS §13)
     "cross_fit_with_pairs": True,  # cross-fit with trusted pairs too (pair-flip 40 %, 1,000 trusted: −3 pt)
-    "distill": 0.0,          # stage B target of a kept noisy label: (1 - distill) · the label + distill · stage A's
-                             # prediction (self-distillation; SEAL, Chen et al. 2021; bootstrapping, Reed et al. 2015)
-    "flagged": "drop",       # a flagged image in stage B: "drop" it, train it on stage A's prediction ("teacher"),
-                             # or on its noisy label all the same ("keep": the ablation of flagging)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -72,12 +68,10 @@ def _check_stage_b_labels(kind: str) -> None:
 
 
 def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None, *,
-            is_clean: np.ndarray, smoothing: float, rates: np.ndarray | None = None,
-            among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            is_clean: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stage B's labels from the network's probabilities ``probs`` (N, K) — P(y | x) where ``transition`` is given,
-    else P(ỹ | x). "noise_rate" needs ``rates`` (K,), the trusted pairs' share of wrong labels per noisy class, and
-    ``among`` (N,) bool, the noisy training images whose labels set its thresholds. Returns (targets (N, K), keep
-    (N,) bool, corrected (N, K): the label distribution the method believes, scored against clean labels)."""
+    else P(ỹ | x). Returns (targets (N, K), keep (N,) bool, corrected (N, K): the label distribution the method
+    believes, scored against clean labels in the report)."""
     k = probs.shape[1]
     if kind == "posterior":
         corrected = noise.posterior_correction(probs, noisy, transition)
@@ -85,12 +79,7 @@ def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndar
     _check_stage_b_labels(kind)
     noisy_probs = noise.forward_corrected(probs, transition) if transition is not None else probs
     confident, _ = noise.confident_labels(noisy_probs, noisy)
-    if kind == "noise_rate":
-        flagged = noise.prune_by_noise_rate(noisy_probs, noisy, rates, among) & ~is_clean
-        # a flagged label's correction: its confident label, else the classifier's most probable class
-        confident = np.where(confident >= 0, confident, probs.argmax(axis=1))
-    else:
-        flagged = (confident >= 0) & (confident != noisy) & ~is_clean
+    flagged = (confident >= 0) & (confident != noisy) & ~is_clean
     return one_hot(noisy, k, smoothing=smoothing), ~flagged, one_hot(np.where(flagged, confident, noisy), k)
 
 
@@ -187,29 +176,15 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # Stage B: clean labels + the labels relabel() gives, from stage A's weights, on the rest of its learning-rate
     # cycle (or, with stage_b_continues off, a fresh cycle at stage_b_lr_scale), the planned steps stage A did not
     # use and the time left until the model's deadline. Without T the network predicts ỹ: CL's classifier as it is.
-    rates = None
-    if kind == "noise_rate":  # each noisy class's share of wrong labels: trusted pairs, else the confident joint
-        true_, noisy_ = (clean_train, noisy[split.train_clean]) if trusted_pairs else (confident[sure], noisy[sure])
-        rates = noise.noise_rates(true_, noisy_, n_classes=k, prior_strength=hyp_noise["prior_strength"])
-        report["noise_rates"] = rates.tolist()
-    among = np.zeros(len(images), bool)
-    among[noisy_train] = True
     soft, keep, corrected = relabel(kind, probs, noisy, transition if trusted_pairs or kind == "posterior" else None,
-                                    is_clean=is_clean, smoothing=smoothing, rates=rates, among=among)
+                                    is_clean=is_clean, smoothing=smoothing)
     correction = report["label_correction"] = {
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
         "corrected_label_accuracy": accuracy(corrected[split.val], val[1]), "n": int(len(split.val))}
     final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
     if steps_b > 0:
-        if kind != "posterior" and hyp_noise["distill"] > 0:
-            soft = (1 - hyp_noise["distill"]) * soft + hyp_noise["distill"] * probs
-        trains = keep
-        if kind != "posterior" and hyp_noise["flagged"] != "drop":
-            if hyp_noise["flagged"] == "teacher":
-                soft[~keep] = probs[~keep]
-            trains = np.ones_like(keep)
-        rows_b = rows[trains[rows]] if trains[rows].any() else rows  # all flagged happens on tiny data only
+        rows_b = rows[keep[rows]] if keep[rows].any() else rows  # all flagged happens on tiny data only
         soft[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], soft[rows_b].astype(np.float32),
                                                     np.zeros(len(rows_b), bool)),
