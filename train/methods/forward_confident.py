@@ -33,7 +33,7 @@ from labelmend.train.inputs import TrainingTargets
 from labelmend.train.loop import Trainer, cross_entropy, forward_corrected_cross_entropy
 from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_report
 
-STAGE_B_LABELS = ("confident_learning", "posterior_keep", "posterior")
+STAGE_B_LABELS = ("confident_learning", "posterior")
 
 HYP = {
     "stage_a_frac": 0.6,     # share of Model II's steps (and learning-rate cycle) spent on stage A
@@ -42,7 +42,6 @@ HYP = {
     "stage_b_continues": True,  # stage B continues stage A's learning-rate cycle (one cycle in all) instead of a
                                 # fresh cycle at stage_b_lr_scale: +1.9 pt at 700 steps (BENCHMARKS.md §11)
     "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] when it does not continue
-    "keep_threshold": 0.7,   # "posterior_keep": keep a noisy label when P(y = ỹ | x, ỹ) reaches this
     "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
     "min_trusted_per_class": 10,  # fewer trusted training pairs than this × K: T is estimated from the data instead
@@ -69,8 +68,7 @@ def _check_stage_b_labels(kind: str) -> None:
 
 
 def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None, *,
-            is_clean: np.ndarray, smoothing: float,
-            keep_threshold: float = HYP["keep_threshold"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            is_clean: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stage B's labels from the network's probabilities ``probs`` (N, K) — P(y | x) where ``transition`` is given,
     else P(ỹ | x). Returns (targets (N, K), keep (N,) bool, corrected (N, K): the label distribution the method
     believes, scored against clean labels in the report)."""
@@ -79,11 +77,6 @@ def relabel(kind: str, probs: np.ndarray, noisy: np.ndarray, transition: np.ndar
         corrected = noise.posterior_correction(probs, noisy, transition)
         return (1 - smoothing) * corrected + smoothing / k, np.ones(len(noisy), bool), corrected
     _check_stage_b_labels(kind)
-    if kind == "posterior_keep":  # Bayes: how likely the noisy label is right, given the image and T
-        corrected = noise.posterior_correction(probs, noisy, transition)
-        flagged = (corrected[np.arange(len(noisy)), noisy] < keep_threshold) & ~is_clean
-        return one_hot(noisy, k, smoothing=smoothing), ~flagged, one_hot(
-            np.where(flagged, corrected.argmax(axis=1), noisy), k)
     noisy_probs = noise.forward_corrected(probs, transition) if transition is not None else probs
     confident, _ = noise.confident_labels(noisy_probs, noisy)
     flagged = (confident >= 0) & (confident != noisy) & ~is_clean
@@ -109,8 +102,6 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     trusted_pairs = counts_transition(n_trusted, k, hyp_noise)
     kind = hyp_noise["with_pairs" if trusted_pairs else "without_pairs"]
     _check_stage_b_labels(kind)  # before stage A spends its steps, not after
-    if kind == "posterior_keep" and not trusted_pairs:
-        raise ValueError("stage B labels 'posterior_keep' need trusted pairs (a counted T and P(y | x))")
     clean_train = task.clean_labels[split.train_clean]
     is_clean = np.zeros(len(images), bool)
     is_clean[split.train_clean] = True
@@ -186,8 +177,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # cycle (or, with stage_b_continues off, a fresh cycle at stage_b_lr_scale), the planned steps stage A did not
     # use and the time left until the model's deadline. Without T the network predicts ỹ: CL's classifier as it is.
     soft, keep, corrected = relabel(kind, probs, noisy, transition if trusted_pairs or kind == "posterior" else None,
-                                    is_clean=is_clean, smoothing=smoothing,
-                                    keep_threshold=hyp_noise["keep_threshold"])
+                                    is_clean=is_clean, smoothing=smoothing)
     correction = report["label_correction"] = {
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
