@@ -47,7 +47,7 @@ def parse_overrides(pairs: list[str], *, dotted: bool, known: dict | None = None
     return out
 
 
-def _capture_relabel_inputs(module) -> dict:
+def capture_relabel_inputs(module) -> dict:
     """Wrap ``module.relabel`` (if any) so its inputs land in the returned dict when the method calls it."""
     captured: dict = {}
     relabel = getattr(module, "relabel", None)
@@ -92,7 +92,7 @@ def main() -> None:
         defaults = method.hyperparameters()
         kwargs["hyp_noise"] = {**defaults, **parse_overrides(args.method_set, dotted=False, known=defaults)}
     train = method.trainer()
-    captured = _capture_relabel_inputs(sys.modules[train.__module__]) if args.save else {}
+    captured = capture_relabel_inputs(sys.modules[train.__module__]) if args.save else {}
     t0 = time.monotonic()
     model, report = train(task, trainer, steps=args.steps, **kwargs)
     seconds = time.monotonic() - t0

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_ablation import _capture_relabel_inputs, parse_overrides  # a sibling script (bench/ is on sys.path)
+from bench_ablation import capture_relabel_inputs, parse_overrides  # a sibling script (bench/ is on sys.path)
 from labelmend.train import noise
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
@@ -138,7 +138,7 @@ def main() -> None:
         earlier = {r["noise"]: r["model_i"] for r in json.loads(args.model_i_from.read_text(encoding="utf-8"))
                    if r["steps"] == args.steps and r.get("seed", 0) == args.seed}
     rows, results = [], []
-    captured = _capture_relabel_inputs(forward_confident) if args.save else {}  # refilled by every Model II
+    captured = capture_relabel_inputs(forward_confident) if args.save else {}  # refilled by every Model II
     print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
           "kept noisy labels: share / right | T error (L1/row) | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
