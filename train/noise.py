@@ -54,15 +54,20 @@ def pair_flip(n_classes: int, rate: float, pairs: dict[int, int] | None = None) 
     return t
 
 
+def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF sampling: per row of cumulative weights ``cdf`` (N, K), the first class whose cumulative weight
+    exceeds ``u`` (N,) (uniform in [0, row total)), so a class of weight 0 is never drawn."""
+    return np.minimum((u[:, None] >= cdf).sum(axis=1), cdf.shape[1] - 1).astype(np.int64)
+
+
 def simulate_noise(labels: np.ndarray, transition: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """Noisy labels (N,) drawn from clean ``labels`` (N,) through ``transition`` (K, K): ỹ ~ T[y, :]."""
     k = transition.shape[0]
     y = _check_labels(labels, k, "labels")
     if transition.shape != (k, k) or np.any(transition < 0) or not np.allclose(transition.sum(1), 1.0):
         raise ValueError(f"transition must be a ({k}, {k}) row-stochastic matrix")
-    cdf = np.cumsum(transition, axis=1)
     u = np.random.default_rng(seed).random(len(y))
-    return np.minimum((u[:, None] > cdf[y]).sum(axis=1), k - 1).astype(np.int64)
+    return _draw(np.cumsum(transition, axis=1)[y], u)
 
 
 def _wrong_class_probs(labels: np.ndarray, probs: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +121,8 @@ def sampled_confusion_noise(labels: np.ndarray, probs: np.ndarray, rate: float, 
     rng = np.random.default_rng(seed)
     flip = rng.random(len(y)) < np.minimum(1.0, hi * mass)
     cdf = np.cumsum(wrong[flip], axis=1)
-    u = rng.random(int(flip.sum()))[:, None] * cdf[:, -1:]
     noisy = y.astype(np.int64).copy()
-    noisy[flip] = np.minimum((u >= cdf).sum(axis=1), wrong.shape[1] - 1)
+    noisy[flip] = _draw(cdf, rng.random(int(flip.sum())) * cdf[:, -1])
     return noisy
 
 
