@@ -23,12 +23,9 @@ class TrainingTargets:
     images: np.ndarray
     targets: np.ndarray
     forward: np.ndarray
-    ids: np.ndarray | None = None  # (N,) image ids (rows of one image share one); default: every row its own
 
     def __post_init__(self):
         n = len(self.images)
-        if self.ids is None:
-            self.ids = np.arange(n)
         if self.targets.shape[0] != n or self.forward.shape != (n,):
             raise ValueError(f"images ({n}), targets {self.targets.shape} and forward {self.forward.shape} disagree")
 
@@ -57,10 +54,6 @@ class Batches:
         self.epoch_images = self.epoch_images or len(self.data.images)
 
     @property
-    def n_ids(self) -> int:
-        return int(self.data.ids.max()) + 1
-
-    @property
     def steps_per_epoch(self) -> int:
         return max(1, self.epoch_images // self.batch_size)
 
@@ -83,7 +76,6 @@ class Batches:
         images = tf.constant(self.data.images)
         targets = tf.constant(self.data.targets, tf.float32)
         forward = tf.constant(self.data.forward)
-        ids = tf.constant(self.data.ids.astype(np.int64))
         flip, shift = self.flip, self.translate_px
 
         def pipeline(context: tf.distribute.InputContext):
@@ -97,7 +89,7 @@ class Batches:
             def load(idx, slice_id):
                 x = augment(tf.gather(images, idx), tf.stack([tf.constant(self.seed, tf.int64), slice_id]),
                             flip=flip, translate_px=shift)
-                return x, tf.gather(targets, idx), tf.gather(forward, idx), tf.gather(ids, idx)
+                return x, tf.gather(targets, idx), tf.gather(forward, idx)
 
             options = tf.data.Options()
             options.autotune.enabled = False               # no tuning thread competing with training for the cores

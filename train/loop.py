@@ -82,8 +82,7 @@ def sgd(hyp: dict):
 def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, peak_lr: float, warmup_frac: float,
         strategy=None, deadline: float | None = None, epoch_offset: float = 0.0, callbacks=(),
         checkpoint: Path | None = None, progress: bool = True, desc: str = "training",
-        cycle: tuple[float, float] = (0.0, 1.0), mixup: float = 0.0, elr: tuple | None = None,
-        clock=time.monotonic) -> History:
+        cycle: tuple[float, float] = (0.0, 1.0), clock=time.monotonic) -> History:
     """Take at most ``steps`` SGD steps on ``batches`` (one learning-rate cycle up to ``peak_lr``); return History.
 
     ``cycle`` = (start, end) runs only that part of the cycle (a stage that continues another's schedule ends at
@@ -105,33 +104,12 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
         raise ValueError(f"nothing to train: {steps} steps")
     global_batch = batches.batch_size
 
-    if elr is not None:
-        elr_lambda, elr_beta = elr
-        with strategy.scope():
-            elr_table = tf.Variable(tf.zeros([batches.n_ids, int(batches.data.targets.shape[1])]), trainable=False)
-
     @tf.function
-    def train_step(x, target, forward, ids, step):
+    def train_step(x, target, forward):
         def replica_step(x, target, forward):
-            if mixup:  # mixup (Zhang et al. 2018): each image mixed with another of the batch, each loss likewise
-                b = tf.shape(x)[0]
-                seed = tf.stack([tf.constant(batches.seed, tf.int64), step])
-                g = tf.random.stateless_gamma([2, b], seed, alpha=mixup)
-                lam = g[0] / (g[0] + g[1])
-                perm = tf.argsort(tf.random.stateless_uniform([b], seed + 7))
-                x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * tf.gather(x, perm)
             with tf.GradientTape() as tape:
                 logits = model(x, training=True)
                 per_example = loss(logits, target, forward)
-                if elr is not None:  # early-learning regularisation (Liu et al. 2020)
-                    p = tf.clip_by_value(tf.nn.softmax(logits), 1e-4, 1 - 1e-4)
-                    pd = tf.stop_gradient(p / tf.reduce_sum(p, 1, keepdims=True))
-                    t = elr_beta * tf.gather(elr_table, ids) + (1 - elr_beta) * pd
-                    elr_table.scatter_nd_update(ids[:, None], t)
-                    per_example += elr_lambda * tf.math.log(1 - tf.reduce_sum(t * p, 1))
-                if mixup:
-                    per_example = lam * per_example + (1 - lam) * loss(logits, tf.gather(target, perm),
-                                                                         tf.gather(forward, perm))
                 mean = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             grads = tape.gradient(mean, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -175,7 +153,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             _write_checkpoint_state(checkpoint, ckpt.write(str(checkpoint)), hist)
 
     with progress_bar(total=steps, desc=desc, unit="step", disable=not progress, initial=step) as bar:
-        for x, target, forward, ids in batches.dataset(strategy, steps=steps, start=step):
+        for x, target, forward in batches.dataset(strategy, steps=steps, start=step):
             p = budget_clock.progress(step)
             if p >= 1.0:
                 hist.stopped_early = step < steps
@@ -183,7 +161,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             hist.final_lr = budget.one_cycle(cycle[0] + (cycle[1] - cycle[0]) * p, peak=peak_lr,
                                              warmup_frac=warmup_frac)
             optimizer.learning_rate.assign(hist.final_lr)
-            batch_loss, correct = train_step(x, target, forward, ids, tf.constant(step, tf.int64))
+            batch_loss, correct = train_step(x, target, forward)
             loss_sum += float(batch_loss)
             correct_sum += float(correct)
             seen += global_batch
@@ -259,8 +237,7 @@ class Trainer:
     def fit(self, model, data: TrainingTargets, *, steps: int, name: str, desc: str, loss=cross_entropy,
             lr_scale: float = 1.0, cycle: tuple[float, float] = (0.0, 1.0), deadline: float | None = None,
             epoch_images: int | None = None, epoch_offset: float = 0.0,
-            val: tuple[np.ndarray, np.ndarray] | None = None, seed_offset: int = 0, mixup: float = 0.0,
-            elr: tuple | None = None) -> History:
+            val: tuple[np.ndarray, np.ndarray] | None = None, seed_offset: int = 0) -> History:
         """One learning-rate cycle (or its ``cycle`` part) of at most ``steps`` steps on ``data`` with a fresh
         optimizer; ``name`` keys the checkpoint, ``deadline`` defaults to the method's."""
         opt, aug = self.hyp["opt"], self.hyp["aug"]
@@ -274,7 +251,7 @@ class Trainer:
                    warmup_frac=opt["warmup_frac"], deadline=self.deadline if deadline is None else deadline,
                    epoch_offset=epoch_offset, callbacks=callbacks, progress=self.progress, desc=desc,
                    checkpoint=None if self.checkpoints is None else Path(self.checkpoints) / name,
-                   cycle=cycle, mixup=mixup, elr=elr, clock=self.clock)
+                   cycle=cycle, clock=self.clock)
 
 
 def _read_checkpoint_state(prefix: Path) -> dict | None:

@@ -52,9 +52,6 @@ HYP = {
                              # fail (no trusted labels: −1.7 vs +8.2 pt; 1,000 trusted, 60 % noise: +18.1 vs +30.9);
                              # at 4–16 epochs they win (BENCHMARKS §13)
     "cross_fit_with_pairs": True,  # cross-fit with trusted pairs too (pair-flip 40 %, 1,000 trusted: −3 pt)
-    "mixup": 0.0,
-    "elr": None,
-    "noisy_smoothing": None,
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -141,13 +138,12 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         forward = ~is_clean[rows_f] if trusted_pairs else np.zeros(len(rows_f), bool)
         share = a_frac / folds  # of the whole budget; slot() takes a share of the time still left
         name = "A" if f == 0 else f"A{f + 1}"
-        hist = trainer.fit(net, TrainingTargets(images[rows_f], targets[rows_f], forward, ids=rows_f),
+        hist = trainer.fit(net, TrainingTargets(images[rows_f], targets[rows_f], forward),
                            steps=max(1, int(round(steps * share))), name=name,
                            cycle=(0.0, a_frac) if shared_cycle else (0.0, 1.0),
                            loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
                            deadline=budget.slot(trainer.deadline, share / (1 - f * share)),
                            epoch_images=epoch_images, epoch_offset=epochs_done, val=val, seed_offset=2 * f,
-                           mixup=hyp_noise["mixup"], elr=hyp_noise["elr"],
                            desc=(f"model2 A{f + 1}/{folds}: " if folds > 1 else "model2 A: ")
                            + ("forward correction" if trusted_pairs else "noisy labels"))
         histories[name] = hist.as_dict()
@@ -182,8 +178,6 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # use and the time left until the model's deadline. Without T the network predicts ỹ: CL's classifier as it is.
     soft, keep, corrected = relabel(kind, probs, noisy, transition if trusted_pairs or kind == "posterior" else None,
                                     is_clean=is_clean, smoothing=smoothing)
-    if hyp_noise["noisy_smoothing"] is not None and kind != "posterior":
-        soft = one_hot(noisy, k, smoothing=hyp_noise["noisy_smoothing"])
     correction = report["label_correction"] = {
         "noisy_label_accuracy": float(np.mean(noisy_val == val[1])) if len(noisy_val) else None,
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
@@ -193,9 +187,8 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         rows_b = rows[keep[rows]] if keep[rows].any() else rows  # all flagged happens on tiny data only
         soft[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], soft[rows_b].astype(np.float32),
-                                                    np.zeros(len(rows_b), bool), ids=rows_b),
-                             steps=steps_b, name="B", seed_offset=1, mixup=hyp_noise["mixup"],
-                             elr=hyp_noise["elr"],
+                                                    np.zeros(len(rows_b), bool)),
+                             steps=steps_b, name="B", seed_offset=1,
                              cycle=(a_frac, 1.0) if shared_cycle else (0.0, 1.0),
                              lr_scale=1.0 if shared_cycle else hyp_noise["stage_b_lr_scale"],
                              epoch_images=epoch_images, epoch_offset=epochs_done,
