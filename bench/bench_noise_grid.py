@@ -6,7 +6,8 @@ real images; "annotator-like 40 %" is noise that depends on the image instead (`
 network trained on the clean labels of the other half of the images (2 folds, ``--annotator-steps`` each, cached
 under ``--cache``) scores every image, and the 40 % it finds most confusable get the class it confuses them with;
 "annotator-sampled 40 %" draws the errors instead: each image is wrong with a probability proportional to the
-network's mass on its wrong classes (40 % on average), to a wrong class drawn from those probabilities.
+network's mass on its wrong classes (40 % on average; also at 10 % and 20 %), to a wrong class drawn from those
+probabilities; "none" keeps every label right (Model I is then what the network reaches without noise).
 Images 1–2,000 (a fixed seeded choice) are the validation set: never trained on, scored with their
 clean labels. Of the other 8,000, the first ``m`` keep their clean label as the trusted set (m = 0 … 8,000); all
 8,000 carry their simulated noisy label. Model I (noisy labels as if clean) and Model II (weak supervision) train
@@ -65,13 +66,20 @@ NOISE = {
     "pair-flip 40 %": lambda k: noise.pair_flip(k, 0.4, HUMAN_PAIRS),
     "class-dependent": lambda k: class_dependent(k),
 }
+N_VAL = 2000  # validation images: the first of the shuffled clean-labelled images
+GRID = ",".join(NOISE)  # the issue's three kinds, the default --noise
+NOISE["none"] = lambda k: np.eye(k)  # every label right: what the network reaches without noise (Model I = oracle)
 # instance-dependent noise from an out-of-fold network's scores: the 40 % most confusable images always wrong
 # (noise.confusion_noise), or each image wrong with a probability that grows with its confusability
 # (noise.sampled_confusion_noise)
 ANNOTATOR = "annotator-like 40 %"
 ANNOTATOR_SAMPLED = "annotator-sampled 40 %"
-INSTANCE_NOISE = {ANNOTATOR: lambda y, probs, seed: noise.confusion_noise(y, probs, 0.4),
-                  ANNOTATOR_SAMPLED: lambda y, probs, seed: noise.sampled_confusion_noise(y, probs, 0.4, seed=seed)}
+INSTANCE_NOISE = {ANNOTATOR: lambda y, probs, seed: noise.confusion_noise(y, probs, 0.4)}
+SAMPLED_RATES = {ANNOTATOR_SAMPLED: 0.4}
+for _rate in (10, 20):  # milder annotators (CIFAR-10N's aggregate and single-annotator labels: 9 % and 17 % wrong)
+    SAMPLED_RATES[f"annotator-sampled {_rate} %"] = _rate / 100
+for _kind, _rate in SAMPLED_RATES.items():
+    INSTANCE_NOISE[_kind] = lambda y, probs, seed, r=_rate: noise.sampled_confusion_noise(y, probs, r, seed=seed)
 
 
 def out_of_fold_probs(images: np.ndarray, y: np.ndarray, k: int, trainer: Trainer, *, steps: int,
@@ -96,6 +104,30 @@ def out_of_fold_probs(images: np.ndarray, y: np.ndarray, k: int, trainer: Traine
     return probs
 
 
+def grid_images(data, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clean-labelled images and their clean labels in a fixed seeded order (the first 2,000 are validation)."""
+    y = data.clean_labels
+    order = np.random.default_rng(seed).permutation(len(y))
+    return data.images[:len(y)][order], y[order]
+
+
+def grid_noise(kind: str, images: np.ndarray, y: np.ndarray, k: int, trainer: Trainer, *, seed: int,
+               annotator_steps: int, cache: Path) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """(noisy labels, the T they follow, the share of images whose likeliest noisy label is a wrong class) of noise
+    ``kind`` drawn from the clean labels ``y``; the share is None where each image's label distribution is not
+    known (annotator-like: every wrong label is certain)."""
+    if kind in INSTANCE_NOISE:
+        probs = out_of_fold_probs(images, y, k, trainer, steps=annotator_steps, cache=cache)
+        noisy = INSTANCE_NOISE[kind](y, probs, seed + 1)
+        flipped = None
+        if kind in SAMPLED_RATES:
+            dist = noise.sampled_confusion_distribution(y, probs, SAMPLED_RATES[kind])
+            flipped = float(np.mean(dist.argmax(1) != y))
+        return noisy, noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0), flipped
+    t_true = NOISE[kind](k)
+    return noise.simulate_noise(y, t_true, seed=seed + 1), t_true, float(np.mean(t_true.argmax(1)[y] != y))
+
+
 def _share(row: dict) -> str:
     """'share / right' of the noisy labels stage B kept ('all' when it keeps every one)."""
     if row["kept_fraction"] is None:
@@ -108,7 +140,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=250, help="SGD steps per model (batch 256)")
     ap.add_argument("--trusted", default="0,200,1000,8000")
-    ap.add_argument("--noise", default=",".join(NOISE),
+    ap.add_argument("--noise", default=GRID,
                     help="comma-separated subset of: " + ", ".join([*NOISE, *INSTANCE_NOISE]))
     ap.add_argument("--annotator-steps", type=int, default=400,
                     help="steps of each of the two networks that make the annotator-* labels")
@@ -127,11 +159,9 @@ def main() -> None:
     args = ap.parse_args()
     configure_tensorflow(args.seed)
     data = load_training_data(args.data, progress=False)
-    y = data.clean_labels
     k = data.n_classes
-    order = np.random.default_rng(args.seed).permutation(len(y))
-    images, y = data.images[:len(y)][order], y[order]  # a fixed shuffle: the first 2,000 are validation
-    n_val = 2000
+    images, y = grid_images(data, args.seed)
+    n_val = N_VAL
     trainer = Trainer(seed=args.seed, progress=False)
     earlier = {}
     if args.model_i_from:
@@ -147,13 +177,8 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown noise {unknown}: choose from {[*NOISE, *INSTANCE_NOISE]}")
     for kind in kinds:
-        if kind in INSTANCE_NOISE:
-            probs = out_of_fold_probs(images, y, k, trainer, steps=args.annotator_steps, cache=args.cache)
-            noisy = INSTANCE_NOISE[kind](y, probs, args.seed + 1)
-            t_true = noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0)
-        else:
-            t_true = NOISE[kind](k)
-            noisy = noise.simulate_noise(y, t_true, seed=args.seed + 1)
+        noisy, t_true, flipped = grid_noise(kind, images, y, k, trainer, seed=args.seed,
+                                            annotator_steps=args.annotator_steps, cache=args.cache)
         model1_acc = earlier.get(kind)
         for m in map(int, args.trusted.split(",")):
             task = Task(images, noisy, y[:n_val + m], Split(train_clean=np.arange(n_val, n_val + m),
@@ -176,7 +201,8 @@ def main() -> None:
                    "stage_a": next(iter(r2["stages"].values()))["val_accuracy"],
                    "noisy_label_accuracy": lc["noisy_label_accuracy"], "corrected_label_accuracy": corrected,
                    "kept_fraction": lc.get("kept_fraction"), "kept_label_accuracy": lc.get("kept_label_accuracy"),
-                   "transition_error_l1": err, "transition_source": r2["transition_source"],
+                   "transition_error_l1": err, "likeliest_noisy_label_wrong": flipped,
+                   "transition_source": r2["transition_source"],
                    "seconds": time.monotonic() - t0, "steps": args.steps, "seed": args.seed,
                    "method_set": args.method_set}
             results.append(row)

@@ -6,7 +6,7 @@
 import numpy as np
 from labelmend.train.cnn import one_hot
 from labelmend.train.inputs import TrainingTargets
-from labelmend.train.task import accuracy, stage_report
+from labelmend.train.task import stage_report, validation_report
 
 HYP = {"smoothing": 0.0}
 
@@ -18,6 +18,5 @@ def train(task, trainer, *, steps):
                            np.zeros(len(rows), bool))
     hist = trainer.fit(model, data, steps=steps, name="all", desc="toy", val=task.val)
     report = stage_report({"all": hist.as_dict()}, planned_steps=steps)
-    report["validation"] = {"accuracy": accuracy(trainer.predict_proba(model, task.val[0]), task.val[1]),
-                            "n": int(len(task.val[1]))}
+    report["validation"] = validation_report(trainer.predict_proba(model, task.val[0]), task.val[1])
     return model, report

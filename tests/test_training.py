@@ -156,9 +156,14 @@ def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeyp
     assert saved["split"]["n_val"] == round(30 * DEFAULT_VAL_FRACTION) == 3
     for png in ("curves_model1.png", "curves_model2.png", "transition_matrix_model2.png"):
         assert (tmp_path / "run" / "reports" / png).stat().st_size > 1000
+    (comparison,) = saved["comparisons"]  # model2 vs model1, image by image on the 3 validation images
+    assert (comparison["model"], comparison["versus"], comparison["n"]) == ("model2", "model1", 3)
+    assert comparison["difference"] == pytest.approx(m2["validation"]["accuracy"] - m1["validation"]["accuracy"])
+    assert "What weak supervision added: model2 vs model1" in (tmp_path / "run" / "reports" / "report.md").read_text()
 
     manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", progress=False)
     assert manifest["default_model"] == "model2"
+    assert all("predicted" not in m["validation"] for m in manifest["models"].values())  # run.json keeps them
     import keras
 
     images = np.load(tmp_path / "run" / "parity_images.npy")

@@ -107,7 +107,30 @@ def sampled_confusion_noise(labels: np.ndarray, probs: np.ndarray, rate: float, 
     probability min(1, c · P(wrong | x_n)), where P(wrong | x_n) is the classifier's mass on the other classes and c
     makes the mean ``rate``; a mislabelled image gets a wrong class drawn in proportion to the classifier's
     probabilities (cat → dog more often than cat → ship). Ambiguous images are often wrong, clear ones rarely,
-    but no image is wrong for sure, unlike :func:`confusion_noise`."""
+    but no image is wrong for sure, unlike :func:`confusion_noise`. Each image's label distribution:
+    :func:`sampled_confusion_distribution`."""
+    y, wrong, flip_p = _sampled_confusion(labels, probs, rate)
+    rng = np.random.default_rng(seed)
+    flip = rng.random(len(y)) < flip_p
+    cdf = np.cumsum(wrong[flip], axis=1)
+    noisy = y.astype(np.int64).copy()
+    noisy[flip] = _draw(cdf, rng.random(int(flip.sum())) * cdf[:, -1])
+    return noisy
+
+
+def sampled_confusion_distribution(labels: np.ndarray, probs: np.ndarray, rate: float) -> np.ndarray:
+    """(N, K) P(noisy label = j | image n) of :func:`sampled_confusion_noise`: where a row's largest entry is not the
+    true class, a learner of the noisy labels converges to the wrong class on that image."""
+    y, wrong, flip_p = _sampled_confusion(labels, probs, rate)
+    mass = wrong.sum(axis=1, keepdims=True)
+    dist = flip_p[:, None] * np.divide(wrong, mass, out=np.zeros_like(wrong), where=mass > 0)
+    dist[np.arange(len(y)), y] = 1.0 - flip_p
+    return dist
+
+
+def _sampled_confusion(labels: np.ndarray, probs: np.ndarray, rate: float):
+    """(labels, wrong-class probabilities, each image's flip probability min(1, c · mass)) with c set by bisection
+    so the flip probabilities average ``rate``."""
     y, wrong = _wrong_class_probs(labels, probs, rate)
     mass = wrong.sum(axis=1)
     if rate > 0 and not np.any(mass > 0):
@@ -118,12 +141,7 @@ def sampled_confusion_noise(labels: np.ndarray, probs: np.ndarray, rate: float, 
     for _ in range(100):  # bisection for c: the mean flip probability rises with c
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if np.mean(np.minimum(1.0, mid * mass)) < rate else (lo, mid)
-    rng = np.random.default_rng(seed)
-    flip = rng.random(len(y)) < np.minimum(1.0, hi * mass)
-    cdf = np.cumsum(wrong[flip], axis=1)
-    noisy = y.astype(np.int64).copy()
-    noisy[flip] = _draw(cdf, rng.random(int(flip.sum())) * cdf[:, -1])
-    return noisy
+    return y, wrong, np.minimum(1.0, hi * mass)
 
 
 def estimate_transition_matrix(true_labels: np.ndarray, noisy_labels: np.ndarray, *, n_classes: int = 10,

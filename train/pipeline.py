@@ -163,6 +163,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     if cnns:
         _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
                     seed=seed, epochs=config["epochs"], width=config["width"], progress=progress, resume=resume)
+    record["comparisons"] = _paired_comparisons(record["models"], data.clean_labels[split.val])
     record["total_seconds"] = time.monotonic() - t_start
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     from labelmend.train.reports import write_summary
@@ -196,6 +197,21 @@ def _train_baseline(data, split, tmp: Path) -> dict:
                          "labels": "noisy, all images",
                          "note": "validation images' noisy labels are in its training set (the client's recipe)"},
             "validation": {"accuracy": val_acc, "n": int(len(split.val))}}
+
+
+def _paired_comparisons(models: dict, val_labels: np.ndarray) -> list[dict]:
+    """Each CNN that learns from clean labels against each that does not, image by image on the validation set
+    (:func:`~labelmend.train.task.paired_difference`): what weak supervision added, and whether it is more than
+    chance."""
+    from labelmend.train.task import paired_difference
+
+    def predicted(name):
+        return models.get(name, {}).get("validation_predicted")
+
+    methods = [m for m in registry.METHODS.values() if predicted(m.name) is not None and len(val_labels)]
+    return [{"model": b.name, "versus": a.name,
+             **paired_difference(predicted(a.name), predicted(b.name), val_labels)}
+            for b in methods if b.uses_clean_labels for a in methods if not a.uses_clean_labels]
 
 
 def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t_start, time_budget_s, seed, epochs,
@@ -250,8 +266,10 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
         if "transition_matrix" in rep:
             plot_transition_matrix(np.asarray(rep["transition_matrix"]), reports / f"transition_matrix_{name}.png",
                                    class_names=data.class_names, source=rep["transition_source"])
+        validation = dict(rep["validation"])
         record["models"][name] = {
-            "file": registry.model_file(name), "seconds": rep["seconds"], "validation": rep["validation"],
+            "file": registry.model_file(name), "seconds": rep["seconds"],
+            "validation_predicted": validation.pop("predicted", None), "validation": validation,
             "training": {**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
                          "method": method.module.rsplit(".", 1)[-1], "method_hyperparameters": method.hyperparameters(),
                          "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],

@@ -90,12 +90,31 @@ def write_summary(run: dict, path: Path) -> Path:
         lines += ["", f"**The time budget cut {', '.join(cut)}** before the planned steps (this machine ran slower "
                       "than its calibration). The learning-rate schedule follows the budget actually left, so each "
                       "still annealed to zero at its deadline."]
+    lines += _comparison_section(run.get("comparisons", []))
     for name, rec in run["models"].items():
         lines += _noise_model_section(name, rec.get("training", {}), run)
     lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s); "
                   f"peak memory (RSS) {run['peak_rss_mb']:.0f} MB.", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _comparison_section(comparisons: list[dict]) -> list[str]:
+    """What weak supervision added on the validation images, with its paired standard error."""
+    lines = []
+    for c in comparisons:
+        diff, se = 100 * c["difference"], 100 * c["standard_error"]
+        lines += ["", f"## What weak supervision added: {c['model']} vs {c['versus']}", "",
+                  f"On the {c['n']:,} validation images {c['model']} is {diff:+.1f} points ({c['versus']} wrong where "
+                  f"{c['model']} is right: {c['b_only']:,} images; the reverse: {c['a_only']:,}; paired standard "
+                  f"error {se:.1f} points)."]
+        if diff < 2 * se:
+            lines.append(f"**Not a clear gain** (less than two standard errors). labelmend has measured this "
+                         f"when the annotators' mistakes depend on the image (ambiguous images mislabelled, as "
+                         f"human annotators err) rather than on the class alone: weak supervision then gains "
+                         f"about a point or nothing at this budget (BENCHMARKS.md §15, §16), and {c['versus']} is "
+                         f"as good a choice.")
+    return lines
 
 
 def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:

@@ -80,6 +80,23 @@ def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, n_classes: int) ->
     return [float(np.mean(pred[labels == c] == c)) if np.any(labels == c) else None for c in range(n_classes)]
 
 
+def validation_report(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """A model's validation record: accuracy, n, and its predicted class per validation image (so two models can be
+    compared image by image, :func:`paired_difference`)."""
+    return {"accuracy": accuracy(probs, labels), "n": int(len(labels)), "predicted": probs.argmax(1).tolist()}
+
+
+def paired_difference(predicted_a, predicted_b, labels: np.ndarray) -> dict:
+    """Accuracy of b minus accuracy of a on the same images, with its paired standard error: only the images
+    where exactly one of the two is right carry information (``b_only`` / ``a_only`` of them)."""
+    right_a, right_b = np.asarray(predicted_a) == labels, np.asarray(predicted_b) == labels
+    n = len(labels)
+    b_only, a_only = int(np.sum(right_b & ~right_a)), int(np.sum(right_a & ~right_b))
+    diff = (b_only - a_only) / n
+    se = float(np.sqrt(max(0.0, (b_only + a_only) / n - diff ** 2) / n))
+    return {"difference": float(diff), "standard_error": se, "b_only": b_only, "a_only": a_only, "n": int(n)}
+
+
 def stage_report(histories: dict, *, planned_steps: int) -> dict:
     """Steps, seconds, cut and final learning rate of a model trained in the stages ``histories`` (name → dict)."""
     steps = int(sum(h["steps"] for h in histories.values()))

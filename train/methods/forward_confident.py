@@ -31,7 +31,7 @@ from labelmend.train import budget, noise
 from labelmend.train.cnn import one_hot
 from labelmend.train.inputs import TrainingTargets
 from labelmend.train.loop import Trainer, cross_entropy, forward_corrected_cross_entropy
-from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_report
+from labelmend.train.task import Task, accuracy, per_class_accuracy, stage_report, validation_report
 
 STAGE_B_LABELS = ("confident_learning", "posterior")
 
@@ -208,5 +208,5 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         correction["per_class_corrected_label_accuracy"] = per_class_accuracy(corrected[split.val], val[1], k)
         correction["per_class_noisy_label_accuracy"] = per_class_accuracy(one_hot(noisy_val, k), val[1], k)
     report.update(stage_report(histories, planned_steps=steps))
-    report["validation"] = {"accuracy": accuracy(final_probs, val[1]), "n": int(len(split.val))}
+    report["validation"] = validation_report(final_probs, val[1])
     return model, report

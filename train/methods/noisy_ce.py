@@ -9,7 +9,7 @@ import numpy as np
 from labelmend.train.cnn import one_hot
 from labelmend.train.inputs import TrainingTargets
 from labelmend.train.loop import Trainer
-from labelmend.train.task import Task, accuracy, stage_report
+from labelmend.train.task import Task, stage_report, validation_report
 
 
 def train(task: Task, trainer: Trainer, *, steps: int):
@@ -21,6 +21,5 @@ def train(task: Task, trainer: Trainer, *, steps: int):
     hist = trainer.fit(model, data, steps=steps, name="all", desc="model1: noisy labels", val=task.val)
     val_images, val_labels = task.val
     report = stage_report({"all": hist.as_dict()}, planned_steps=steps)
-    report["validation"] = {"accuracy": accuracy(trainer.predict_proba(model, val_images), val_labels),
-                            "n": int(len(val_labels))}
+    report["validation"] = validation_report(trainer.predict_proba(model, val_images), val_labels)
     return model, report
