@@ -300,10 +300,11 @@ def test_the_report_says_when_weak_supervision_is_not_a_clear_gain(tmp_path):
     labels = np.arange(1000) % 10
     model1 = labels.copy()
     model1[:250] = (labels[:250] + 1) % 10                        # 75.0 % right
-    clear, tie = model1.copy(), model1.copy()
+    clear, tie, worse = model1.copy(), model1.copy(), model1.copy()
     clear[:60], tie[:3] = labels[:60], labels[:3]                  # 81.0 % (+6.0), 75.3 % (+0.3)
+    worse[500:560] = (labels[500:560] + 1) % 10                    # 69.0 % (-6.0)
     texts = {}
-    for name, model2 in (("clear", clear), ("tie", tie)):
+    for name, model2 in (("clear", clear), ("tie", tie), ("same", model1), ("worse", worse)):
         models = {m: {"validation": {"accuracy": float(np.mean(p == labels))}, "validation_predicted": p.tolist(),
                       "seconds": 1.0, "training": {"steps": 1, "planned_steps": 1}}
                   for m, p in (("model1", model1), ("model2", model2))}
@@ -313,6 +314,9 @@ def test_the_report_says_when_weak_supervision_is_not_a_clear_gain(tmp_path):
         texts[name] = write_summary(run, tmp_path / f"{name}.md").read_text()
     assert "model2 is +6.0 points" in texts["clear"] and "Not a clear gain" not in texts["clear"]
     assert "model2 is +0.3 points" in texts["tie"] and "Not a clear gain" in texts["tie"]
+    assert "model2 is +0.0 points" in texts["same"] and "Not a clear gain" in texts["same"]
+    assert "model2 is -6.0 points" in texts["worse"] and "model1 is better here" in texts["worse"]
+    assert not any("Only 1,000 validation images" in t for t in texts.values())
 
 
 @settings(max_examples=40, deadline=None)

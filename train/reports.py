@@ -108,12 +108,17 @@ def _comparison_section(comparisons: list[dict]) -> list[str]:
                   f"On the {c['n']:,} validation images {c['model']} is {diff:+.1f} points ({c['versus']} wrong where "
                   f"{c['model']} is right: {c['b_only']:,} images; the reverse: {c['a_only']:,}; paired standard "
                   f"error {se:.1f} points)."]
-        if diff < 2 * se:
-            lines.append(f"**Not a clear gain** (less than two standard errors). labelmend has measured this "
+        if diff < -2 * se:
+            lines.append(f"**{c['versus']} is better here** (by more than two standard errors).")
+        elif diff <= 2 * se:
+            lines.append(f"**Not a clear gain** (within two standard errors). labelmend has measured this "
                          f"when the annotators' mistakes depend on the image (ambiguous images mislabelled, as "
                          f"human annotators err) rather than on the class alone: weak supervision then gains "
                          f"about a point or nothing at this budget (BENCHMARKS.md §15, §16), and {c['versus']} is "
                          f"as good a choice.")
+        if c["n"] < 500:
+            lines.append(f"Only {c['n']:,} validation images: a larger held-out share of the clean labels "
+                         f"(`--val-fraction`) tells smaller differences from chance.")
     return lines
 
 
