@@ -22,13 +22,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from bench_noise_grid import INSTANCE_NOISE, N_VAL, NOISE, grid_images, grid_noise  # a sibling script
+from bench_noise_grid import ANNOTATOR_STEPS, INSTANCE_NOISE, N_VAL, NOISE, grid_images, grid_noise  # sibling
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
 from labelmend.train.methods import forward_confident, noisy_ce
 from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import Split, Task
 from scipy.optimize import minimize
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 
 LAMBDAS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
@@ -43,11 +44,6 @@ def features(model, images: np.ndarray) -> np.ndarray:
     return np.stack([pooled.predict(v.astype(np.float32), batch_size=1024, verbose=0) for v in views], axis=1)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
 def refit(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, lam: float, *, bias_only: bool = False):
     """Minimise mean cross-entropy of softmax(x·W + b) on y + λ/2 ‖(W, b) − (w0, b0)‖² (W fixed at w0 if
     ``bias_only``); returns (W, b)."""
@@ -56,7 +52,7 @@ def refit(x: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, lam: flo
 
     def objective(theta):
         w, b = (w0, theta) if bias_only else (theta[:d * k].reshape(d, k), theta[d * k:])
-        p = _softmax(x @ w + b)
+        p = softmax(x @ w + b, axis=1)
         g = (p - onehot) / len(y)
         loss = -np.mean(np.log(p[np.arange(len(y)), y] + 1e-12))
         grad_b = g.sum(0) + lam * (b - b0)
@@ -80,7 +76,7 @@ def cross_validated_lambda(feats: np.ndarray, y: np.ndarray, w0, b0, *, bias_onl
             tr, te = fold != f, fold == f
             w, b = refit(feats[tr].reshape(-1, feats.shape[2]), np.repeat(y[tr], 2), w0, b0, lam,
                          bias_only=bias_only)
-            p = _softmax(feats[te].mean(1) @ w + b)
+            p = softmax(feats[te].mean(1) @ w + b, axis=1)
             total -= np.sum(np.log(p[np.arange(te.sum()), y[te]] + 1e-12))
         losses.append(total)
     return LAMBDAS[int(np.argmin(losses))]
@@ -102,7 +98,7 @@ def main() -> None:
     k = data.n_classes
     images, y = grid_images(data, args.seed)
     trainer = Trainer(seed=args.seed, progress=False)
-    noisy, _, flipped = grid_noise(args.noise, images, y, k, trainer, seed=args.seed, annotator_steps=400,
+    noisy, _, flipped = grid_noise(args.noise, images, y, k, trainer, seed=args.seed, annotator_steps=ANNOTATOR_STEPS,
                                    cache=args.cache)
     trusted = np.arange(N_VAL, N_VAL + args.trusted)
     task = Task(images, noisy, y[:N_VAL + args.trusted], Split(train_clean=trusted, val=np.arange(N_VAL)),

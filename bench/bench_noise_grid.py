@@ -67,6 +67,7 @@ NOISE = {
     "class-dependent": lambda k: class_dependent(k),
 }
 N_VAL = 2000  # validation images: the first of the shuffled clean-labelled images
+ANNOTATOR_STEPS = 400  # steps of each of the two networks whose scores make the annotator-* labels
 GRID = ",".join(NOISE)  # the issue's three kinds, the default --noise
 NOISE["none"] = lambda k: np.eye(k)  # every label right: what the network reaches without noise (Model I = oracle)
 # instance-dependent noise from an out-of-fold network's scores: the 40 % most confusable images always wrong
@@ -142,7 +143,7 @@ def main() -> None:
     ap.add_argument("--trusted", default="0,200,1000,8000")
     ap.add_argument("--noise", default=GRID,
                     help="comma-separated subset of: " + ", ".join([*NOISE, *INSTANCE_NOISE]))
-    ap.add_argument("--annotator-steps", type=int, default=400,
+    ap.add_argument("--annotator-steps", type=int, default=ANNOTATOR_STEPS,
                     help="steps of each of the two networks that make the annotator-* labels")
     ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"),
                     help="where those networks' scores are kept")
@@ -161,12 +162,12 @@ def main() -> None:
     data = load_training_data(args.data, progress=False)
     k = data.n_classes
     images, y = grid_images(data, args.seed)
-    n_val = N_VAL
     trainer = Trainer(seed=args.seed, progress=False)
     earlier = {}
     if args.model_i_from:
         earlier = {r["noise"]: r["model_i"] for r in json.loads(args.model_i_from.read_text(encoding="utf-8"))
                    if r["steps"] == args.steps and r.get("seed", 0) == args.seed}
+    hyp_noise = {**forward_confident.HYP, **parse_overrides(args.method_set, dotted=False, known=forward_confident.HYP)}
     rows, results = [], []
     captured = capture_relabel_inputs(forward_confident) if args.save else {}  # refilled by every Model II
     print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
@@ -181,18 +182,16 @@ def main() -> None:
                                             annotator_steps=args.annotator_steps, cache=args.cache)
         model1_acc = earlier.get(kind)
         for m in map(int, args.trusted.split(",")):
-            task = Task(images, noisy, y[:n_val + m], Split(train_clean=np.arange(n_val, n_val + m),
-                                                          val=np.arange(n_val)), n_classes=k)
+            task = Task(images, noisy, y[:N_VAL + m], Split(train_clean=np.arange(N_VAL, N_VAL + m),
+                                                          val=np.arange(N_VAL)), n_classes=k)
             t0 = time.monotonic()
             if model1_acc is None:  # Model I never sees a clean label: once per noise kind
                 _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
-            hyp_noise = {**forward_confident.HYP,
-                         **parse_overrides(args.method_set, dotted=False, known=forward_confident.HYP)}
             _, r2 = forward_confident.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
             if captured:
                 args.save.mkdir(parents=True, exist_ok=True)
-                np.savez(args.save / f"{kind.split()[0]}_{m}.npz", truth=y, val=np.arange(n_val), **captured)
+                np.savez(args.save / f"{kind.split()[0]}_{m}.npz", truth=y, val=np.arange(N_VAL), **captured)
             lc = r2["label_correction"]
             corrected = lc.get("corrected_label_accuracy_after_B", lc["corrected_label_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))

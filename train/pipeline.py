@@ -208,7 +208,9 @@ def _paired_comparisons(models: dict, val_labels: np.ndarray) -> list[dict]:
     def predicted(name):
         return models.get(name, {}).get("validation_predicted")
 
-    methods = [m for m in registry.METHODS.values() if predicted(m.name) is not None and len(val_labels)]
+    if not len(val_labels):
+        return []
+    methods = [m for m in registry.METHODS.values() if predicted(m.name) is not None]
     return [{"model": b.name, "versus": a.name,
              **paired_difference(predicted(a.name), predicted(b.name), val_labels)}
             for b in methods if b.uses_clean_labels for a in methods if not a.uses_clean_labels]
