@@ -135,5 +135,6 @@ def main() -> None:
         print(f"  {name} predicts the noisy label of {memorised(np.arange(N_VAL)):.2f} of the wrong-labelled "
               f"validation images{seen}", flush=True)
 
+
 if __name__ == "__main__":
     main()
