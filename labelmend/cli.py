@@ -18,7 +18,8 @@ from labelmend.train.task import DEFAULT_VAL_FRACTION
 SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")
 # which extra each command needs beyond the runtime (numpy + onnxruntime)
-EXTRAS = {"train": "train", "export": "train", "run": "train", "evaluate": "cpu,eval", "predict": None}
+EXTRAS = {"train": "train", "export": "train", "run": "train", "evaluate": "cpu,eval", "predict": None,
+          "issues": "cpu,eval"}
 _TRAIN_MODULES = ("tensorflow", "keras", "tf2onnx", "skl2onnx", "cv2", "sklearn")
 _EXTRA_MODULES = (*_TRAIN_MODULES, "matplotlib", "tqdm", "onnx")
 
@@ -117,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("images", nargs="+", type=Path, metavar="IMG.png")
 
+    p = sub.add_parser("issues", help="which labels of a run look wrong: summary, and the gallery redrawn")
+    p.add_argument("run", type=Path, metavar="RUN", help="run directory written by `labelmend train`")
+    p.add_argument("--top", type=_positive(int), default=None, metavar="N",
+                   help="redraw reports/label_issues_gallery.png with the N most suspect images per class "
+                        "(reads them from the run's data folder)")
+
     p = sub.add_parser("run", help="train → export → evaluate in one go (default: the sample shipped in the repo)")
     p.add_argument("--data", type=Path, default=SAMPLE_TRAIN, help=f"training data (default: {SAMPLE_TRAIN})")
     p.add_argument("--test-data", type=Path, default=SAMPLE_TEST, help=f"test data (default: {SAMPLE_TEST})")
@@ -185,6 +192,13 @@ def _predict(args) -> None:
         print(f"{path}\t{label}\t{predictor.class_names[label]}")
 
 
+def _issues(args) -> None:
+    from labelmend.train.label_issues import describe_run
+
+    for line in describe_run(args.run, top=args.top):
+        print(line)
+
+
 def _run(args) -> None:
     for folder, what in ((args.data, "--data"), (args.test_data, "--test-data")):
         if not folder.is_dir():
@@ -199,7 +213,8 @@ def _run(args) -> None:
     _evaluate(args)
 
 
-COMMANDS = {"train": _train, "export": _export, "evaluate": _evaluate, "predict": _predict, "run": _run}
+COMMANDS = {"train": _train, "export": _export, "evaluate": _evaluate, "predict": _predict, "issues": _issues,
+            "run": _run}
 
 
 def main(argv: list[str] | None = None) -> int:

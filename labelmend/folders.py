@@ -6,6 +6,8 @@ Training layout (N images, the first M of them with clean labels)::
     DIR/noisy_labels.csv     N lines, one integer label 0..K-1 per line
     DIR/clean_labels.csv     M <= N lines: the trusted labels of images 1..M (optional; M may be 0)
     DIR/class_names.txt      K lines, the class names in label order (optional; else "0" … "K-1")
+    DIR/verified_labels.csv  `image,label` lines: labels a person checked, for any images (optional; e.g. the top
+                             of a run's review_queue.csv); an `image,label` header line is allowed
 
 K, the number of classes, is the length of class_names.txt when the folder has one (a label >= K is then an
 error), else the largest label used + 1. labelmend supports 2 <= K <= 100 (MAX_CLASSES): more classes than that
@@ -35,6 +37,7 @@ N_CLASSES = 10            # the client's K (CIFAR-style classes)
 MAX_CLASSES = 100
 TRAIN_IMAGES, NOISY_CSV, CLEAN_CSV = "images", "noisy_labels.csv", "clean_labels.csv"
 CLASS_NAMES_TXT = "class_names.txt"
+VERIFIED_CSV = "verified_labels.csv"
 TEST_IMAGES, TEST_CSV = "test_images", "test_labels.csv"
 _PLAIN_LABELS = re.compile(r"[ \t]*\d+[ \t]*(?:\n[ \t]*\d+[ \t]*)*", re.ASCII)
 
@@ -104,6 +107,62 @@ def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
     if not 2 <= len(lines) <= MAX_CLASSES:
         raise DataError(f"{path}: {len(lines)} class names; labelmend needs 2 to {MAX_CLASSES} classes")
     return tuple(lines)
+
+
+def read_verified_labels(path: str | os.PathLike, *, image_names: list[str], class_names: tuple[str, ...],
+                         clean_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Read verified_labels.csv: ``image,label`` lines, the image a file name of the images/ folder (as in the first
+    column of a run's review_queue.csv), the label a class name or an integer 0..K-1. Returns (indices into the N
+    images, labels), both (V,) int64, in file order.
+
+    Refused with the file and line: an unknown image, a label outside the classes, an image named twice, a line that
+    is not two fields, and a label that contradicts the image's clean label (one that agrees is dropped: the image
+    is trusted already).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    index_of = {name.lower(): i for i, name in enumerate(image_names)}
+    by_name = {name: c for c, name in enumerate(class_names)}
+    k = len(class_names)
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    indices, labels, seen = [], [], {}
+    for n, raw in enumerate(lines, start=1):
+        fields = [f.strip() for f in raw.split(",")]
+        if n == 1 and [f.lower() for f in fields] == ["image", "label"]:
+            continue
+        if len(fields) != 2 or not all(fields):
+            raise DataError(f"{path}, line {n}: expected `image,label` (e.g. `00042.png,{class_names[0]}`), "
+                            f"got {raw.strip()[:60]!r}")
+        image, label = fields
+        i = index_of.get(Path(image).name.lower())
+        if i is None:
+            raise DataError(f"{path}, line {n}: unknown image {image!r}; name a file of the images/ folder, "
+                            f"e.g. {image_names[0]!r}")
+        if i in seen:
+            raise DataError(f"{path}, line {n}: image {image!r} is already verified on line {seen[i]}; keep one line")
+        seen[i] = n
+        if label in by_name:
+            c = by_name[label]
+        elif re.fullmatch(r"\d+", label) and int(label) < k:
+            c = int(label)
+        else:
+            raise DataError(f"{path}, line {n}: label {label!r} is not one of the {k} classes "
+                            f"({', '.join(class_names[:10])}{', …' if k > 10 else ''}) nor an integer 0-{k - 1}")
+        if i < len(clean_labels):
+            if clean_labels[i] != c:
+                raise DataError(f"{path}, line {n}: {image} verified as {class_names[c]!r}, but clean_labels.csv "
+                                f"line {i + 1} says {class_names[clean_labels[i]]!r}; correct one of the two")
+            continue
+        indices.append(i)
+        labels.append(c)
+    return np.asarray(indices, dtype=np.int64), np.asarray(labels, dtype=np.int64)
 
 
 def class_names_for(labels: list[np.ndarray], names: tuple[str, ...] | None, *, source: str) -> tuple[str, ...]:

@@ -30,10 +30,12 @@ class StepPlan:
     seconds_per_model: float | None = None
 
 
-def plan_cnn_steps(*, time_budget_s: float, elapsed_s: float, seconds_per_step: float, n_models: int) -> StepPlan:
-    """Split the time left (budget − elapsed − reserve) equally between ``n_models`` CNNs, measured in steps."""
+def plan_cnn_steps(*, time_budget_s: float, elapsed_s: float, seconds_per_step: float, n_models: int,
+                   after_s: float = 0.0) -> StepPlan:
+    """Split the time left (budget − elapsed − reserve − ``after_s``, measured work that follows training, such as
+    judging every label) equally between ``n_models`` CNNs, measured in steps."""
     reserve = max(RESERVE_FRAC * time_budget_s, RESERVE_MIN_S)
-    left = time_budget_s - reserve - elapsed_s
+    left = time_budget_s - reserve - elapsed_s - after_s
     per_model = left / n_models
     steps = int(per_model / seconds_per_step / OVERHEAD)
     if steps < MIN_STEPS:

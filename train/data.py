@@ -3,8 +3,9 @@
 Training layout (N images, the first M of them with clean labels)::
 
     DIR/images/00001.png … DIR/images/{N:05d}.png
-    DIR/noisy_labels.csv     N lines, one label 0..9 per line
+    DIR/noisy_labels.csv     N lines, one label 0..K-1 per line
     DIR/clean_labels.csv     M <= N lines: the trusted labels of images 1..M (optional)
+    DIR/verified_labels.csv  `image,label` lines for any images: labels a person checked (optional)
 
 Test layout::
 
@@ -22,7 +23,7 @@ import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,12 @@ from labelmend.folders import (  # noqa: F401  (re-exported: the layout names be
     TEST_CSV,
     TEST_IMAGES,
     TRAIN_IMAGES,
+    VERIFIED_CSV,
     class_names_for,
     numbered_pngs,
     read_class_names,
     read_labels,
+    read_verified_labels,
     test_files,
 )
 
@@ -58,6 +61,10 @@ class TrainingData:
     noisy_labels: np.ndarray
     clean_labels: np.ndarray
     class_names: tuple[str, ...] = tuple(str(i) for i in range(N_CLASSES))
+    # verified_labels.csv: labels a person checked, images chosen by a review queue (not a random sample)
+    verified_index: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    verified_labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    image_names: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -236,8 +243,14 @@ def load_training_data(data_dir: str | os.PathLike, *, use_cache: bool = True, p
     if len(clean) > len(noisy):
         raise DataError(f"{clean_path}: {len(clean)} clean labels but only {len(noisy)} images/noisy labels")
     paths = numbered_pngs(root / TRAIN_IMAGES, len(noisy), prefix="", labels_file=root / NOISY_CSV)
+    image_names = tuple(os.path.basename(p) for p in paths)
+    verified = (np.empty(0, np.int64), np.empty(0, np.int64))
+    if (root / VERIFIED_CSV).exists():  # checked before any image is decoded
+        verified = read_verified_labels(root / VERIFIED_CSV, image_names=image_names, class_names=names,
+                                        clean_labels=clean)
     images = load_images(paths, use_cache=use_cache, progress=progress, desc="decoding training images")
-    return TrainingData(images=images, noisy_labels=noisy, clean_labels=clean, class_names=names)
+    return TrainingData(images=images, noisy_labels=noisy, clean_labels=clean, class_names=names,
+                        verified_index=verified[0], verified_labels=verified[1], image_names=image_names)
 
 
 def load_test_data(data_dir: str | os.PathLike, *, use_cache: bool = True, progress: bool = True) -> TestData:

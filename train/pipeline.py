@@ -35,6 +35,7 @@ TRUSTED_WARNING_PER_CLASS = 50  # fewer trusted labels per class: T's rows have 
 CALIBRATION_IMAGES = 512  # training images kept in the run for int8 calibration at export
 CONFIG_JSON = "config.json"      # in the partial directory: the settings, so --resume needs nothing else
 PROGRESS_JSON = "progress.json"  # in the partial directory: the records of the models finished so far
+PRED_PROBS_PARTIAL = "judge_probs.npy"  # in the partial directory: the judging model's probabilities, all images
 
 
 def _log(msg: str) -> None:
@@ -58,17 +59,21 @@ def configure_tensorflow(seed: int) -> str:
     return "gpu" if gpus else "cpu"
 
 
-def seconds_per_step(images: np.ndarray, trainer) -> float:
-    """Wall seconds of one training step of the real network, input pipeline and strategy on this machine."""
+def seconds_per_step(images: np.ndarray, trainer) -> tuple[float, float]:
+    """Wall seconds of one training step of the real network, input pipeline and strategy on this machine, and of
+    predicting one image (as judging every label does)."""
     from labelmend.train.cnn import one_hot
     from labelmend.train.inputs import TrainingTargets
     from labelmend.train.loop import WARM_UP_STEPS
 
     n = min(len(images), trainer.batch_size * 4)
     data = TrainingTargets(images[:n], one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
-    hist = trainer.fit(trainer.model(10, images[:n]), data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration",
-                       desc="calibration")
-    return hist.warm_seconds / CALIBRATION_STEPS
+    model = trainer.model(10, images[:n])
+    hist = trainer.fit(model, data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration", desc="calibration")
+    trainer.predict_proba(model, images[:8])  # traces the inference function
+    t0 = time.monotonic()
+    trainer.predict_proba(model, images[:n])
+    return hist.warm_seconds / CALIBRATION_STEPS, (time.monotonic() - t0) / n
 
 
 def partial_dir(out_dir: str | os.PathLike) -> Path:
@@ -116,7 +121,9 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
             out_dir = Path(f"{out_dir}.worker{distribute.worker_index()}")
             work = partial_dir(out_dir)
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
-    _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels in {time.monotonic() - t_start:.1f} s")
+    _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels"
+         + (f", {len(data.verified_index)} verified labels" if len(data.verified_index) else "")
+         + f" in {time.monotonic() - t_start:.1f} s")
 
     from labelmend.train.task import Split
 
@@ -140,7 +147,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     progress_file = work / PROGRESS_JSON
     record = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {
         "labelmend_version": labelmend.__version__, "seed": seed, "data_dir": config["data_dir"],
-        "n_images": int(len(data.images)), "n_clean": int(data.n_clean), "split": split.as_dict(),
+        "n_images": int(len(data.images)), "n_clean": int(data.n_clean),
+        "n_verified": int(len(data.verified_index)), "split": split.as_dict(),
         "class_names": list(data.class_names), "trusted_warning_per_class": TRUSTED_WARNING_PER_CLASS,
         "time_budget_s": time_budget_s, "git_revision": runfiles.git_revision(Path(__file__).parent),
         "library_versions": runfiles.library_versions(), "models": {},
@@ -163,6 +171,9 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     if cnns:
         _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
                     seed=seed, epochs=config["epochs"], width=config["width"], progress=progress, resume=resume)
+    judge = _judge_labels(data, split, record, work)
+    if judge:
+        save_progress()
     record["comparisons"] = _paired_comparisons(record["models"], data.clean_labels[split.val])
     record["total_seconds"] = time.monotonic() - t_start
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -197,6 +208,33 @@ def _train_baseline(data, split, tmp: Path) -> dict:
                          "labels": "noisy, all images",
                          "note": "validation images' noisy labels are in its training set (the client's recipe)"},
             "validation": {"accuracy": val_acc, "n": int(len(split.val))}}
+
+
+def judging_model(cnns) -> str | None:
+    """The CNN whose final network judges every label: the default model when trained, else the last CNN."""
+    cnns = list(cnns)
+    return None if not cnns else registry.DEFAULT_MODEL if registry.DEFAULT_MODEL in cnns else cnns[-1]
+
+
+def _judge_labels(data, split, record: dict, work: Path) -> str | None:
+    """label_issues.csv, corrected_labels.csv, review_queue.csv, pred_probs.npy and the gallery, from the judging
+    model's probabilities (saved when it finished); returns its name (None without a CNN)."""
+    from labelmend.train import label_issues
+
+    partial = work / PRED_PROBS_PARTIAL
+    judge = judging_model(m for m in record["models"] if m != registry.BASELINE)
+    if judge is None or not partial.is_file():
+        return None
+    transition = record["models"][judge]["training"].get("transition_matrix")
+    record["label_issues"] = label_issues.judge_run(
+        np.load(partial), data, split, transition=None if transition is None else np.asarray(transition),
+        judged_by=judge, folder=work, reports=work / runfiles.REPORTS)
+    partial.unlink()
+    q = record["label_issues"]["quality_on_validation"]
+    _log(f"label issues: {judge} flags {record['label_issues']['n_label_issues']} of {len(data.noisy_labels)} labels"
+         + (f" (on the {q['n']} validation images: precision {q['precision']}, recall {q['recall']})"
+            if q["n"] else ""))
+    return judge
 
 
 def _paired_comparisons(models: dict, val_labels: np.ndarray) -> list[dict]:
@@ -240,10 +278,11 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
     elif epochs is not None:
         steps, sps = budget.steps_for_epochs(n_train, epochs, min(trainer.batch_size, n_train)), None
     else:
-        sps = seconds_per_step(data.images, trainer)
+        sps, seconds_per_image = seconds_per_step(data.images, trainer)
         try:
             plan = budget.plan_cnn_steps(time_budget_s=time_budget_s, elapsed_s=time.monotonic() - t_start,
-                                         seconds_per_step=sps, n_models=len(cnns))
+                                         seconds_per_step=sps, n_models=len(cnns),
+                                         after_s=seconds_per_image * n if judging_model(cnns) else 0.0)
         except budget.BudgetError as exc:
             raise DataError(str(exc)) from None
         steps, per_model_s = plan.steps, plan.seconds_per_model
@@ -253,7 +292,9 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
     _log(f"CNNs on {device} ({record['distribution']['strategy']}, {trainer.replicas} replica(s)): width "
          f"{hyp['net']['width']}, {steps} steps each of {trainer.batch_size} images "
          f"({steps * trainer.batch_size / n_train:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
-    task = Task(data.images, data.noisy_labels, data.clean_labels, split, n_classes=data.n_classes)
+    task = Task(data.images, data.noisy_labels, data.clean_labels, split, n_classes=data.n_classes,
+                verified_index=data.verified_index, verified_labels=data.verified_labels)
+    judge = judging_model(cnns)
     t_cnns = time.monotonic()
     for i, name in enumerate(todo):
         # model i must be done by the end of its slot, so an overrun never eats the next model's time
@@ -263,6 +304,8 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
         method = registry.METHODS[name]
         model, rep = method.trainer()(task, trainer, steps=steps)
         model.save(work / registry.model_file(name))
+        if name == judge:  # its verdict on every label (label_issues.py), kept for after the last model
+            np.save(work / PRED_PROBS_PARTIAL, trainer.predict_proba(model, data.images))
         plot_training_curves(rep["history"], reports / f"curves_{name}.png",
                              title=f"{name}: {rep['steps']} steps, {rep['seconds']:.0f} s")
         if "transition_matrix" in rep:

@@ -91,6 +91,11 @@ def write_summary(run: dict, path: Path) -> Path:
                       "than its calibration). The learning-rate schedule follows the budget actually left, so each "
                       "still annealed to zero at its deadline."]
     lines += _comparison_section(run.get("comparisons", []))
+    if run.get("label_issues"):
+        from labelmend.train.label_issues import summary_lines
+
+        lines += ["", "## Which labels look wrong", "", *summary_lines(run["label_issues"], run["class_names"],
+                                                                     markdown=True)]
     for name, rec in run["models"].items():
         lines += _noise_model_section(name, rec.get("training", {}), run)
     lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s); "

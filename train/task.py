@@ -8,7 +8,7 @@ every model, and their noisy labels measure label correction on images the netwo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,13 +46,18 @@ class Split:
 @dataclass
 class Task:
     """A method's input: ``images`` (N, 32, 32, 3) uint8, ``noisy_labels`` (N,), ``clean_labels`` (n_clean,) for
-    images 0..n_clean-1, the :class:`Split`, and K (None: from the labels)."""
+    images 0..n_clean-1, the :class:`Split`, K (None: from the labels), and the labels a person verified
+    (``verified_index`` (V,) into the images, never among the first n_clean; ``verified_labels`` (V,)). Verified
+    images were chosen (by a review queue), so unlike ``split.train_clean`` they are no random sample: a method may
+    train on their labels but must not count the noise process or validate on them."""
 
     images: np.ndarray
     noisy_labels: np.ndarray
     clean_labels: np.ndarray
     split: Split
     n_classes: int | None = None
+    verified_index: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    verified_labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def __post_init__(self):
         if self.n_classes is None:

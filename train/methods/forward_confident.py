@@ -103,17 +103,21 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     kind = hyp_noise["with_pairs" if trusted_pairs else "without_pairs"]
     _check_stage_b_labels(kind)  # before stage A spends its steps, not after
     clean_train = task.clean_labels[split.train_clean]
+    # trusted = clean-labelled (a random sample: it also counts T) or verified (chosen by a review queue: it only
+    # trains, so the queue's choice cannot bias T or the validation figures)
     is_clean = np.zeros(len(images), bool)
     is_clean[split.train_clean] = True
-    # every training image once, the clean-labelled ones clean_repeat times; an epoch is still one pass over the
+    is_clean[task.verified_index] = True
+    # every training image once, the trusted ones clean_repeat times; an epoch is still one pass over the
     # training images (epoch_images), so Model I's and Model II's curves share their x-axis
-    rows = np.concatenate([task.train] + [split.train_clean] * (hyp_noise["clean_repeat"] - 1))
+    rows = np.concatenate([task.train] + [np.flatnonzero(is_clean)] * (hyp_noise["clean_repeat"] - 1))
     epoch_images = len(task.train)
     val, noisy_val = task.val, noisy[split.val]
-    report = {"n_trusted_pairs": int(n_trusted), "stages": {}}
+    report = {"n_trusted_pairs": int(n_trusted), "n_verified_labels": int(len(task.verified_index)), "stages": {}}
     model = trainer.model(k, images[task.train])
     targets = one_hot(noisy, k)
-    targets[is_clean] = one_hot(clean_train, k, smoothing=smoothing)
+    targets[split.train_clean] = one_hot(clean_train, k, smoothing=smoothing)
+    targets[task.verified_index] = one_hot(task.verified_labels, k, smoothing=smoothing)
     transition = None
     if trusted_pairs:
         transition = noise.estimate_transition_matrix(clean_train, noisy[split.train_clean], n_classes=k,
