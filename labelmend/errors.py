@@ -31,3 +31,7 @@ class DeviceError(LabelmendError, RuntimeError):
 
 class MissingDependencyError(LabelmendError, ImportError):
     """A package this feature needs is not installed; the message names the extra that installs it."""
+
+
+class ClusterError(LabelmendError, RuntimeError):
+    """A worker of a multi-worker run cannot be reached, at start-up or mid-training."""

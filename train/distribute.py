@@ -12,6 +12,12 @@ Several workers train in lockstep, so they need the same step plan and no wall-c
 take fixed ``--epochs``. Every worker trains; only the chief's run directory is the result (the others write theirs
 next to it, suffixed ``.worker<index>``).
 
+A worker that cannot reach the others at start-up stops after ``LABELMEND_CLUSTER_TIMEOUT`` seconds (default
+:data:`CLUSTER_TIMEOUT_S`) instead of waiting forever; a worker lost mid-training makes the others stop at their next
+collective step (:func:`lost_worker_message` says which and how to continue). Each worker checkpoints every epoch and
+keeps the last :data:`KEPT_CHECKPOINTS`; a resumed run starts from the newest step every worker holds
+(:func:`agree_min`), since a worker killed at an epoch's end may not have written the checkpoint the others did.
+
 ``LABELMEND_LOGICAL_CPUS=N`` splits the CPU into N logical devices and mirrors over them: the distributed code path,
 testable on a machine without GPUs (it is not faster: the logical devices share the same cores).
 """
@@ -20,8 +26,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+import time
+
+import numpy as np
 
 LOGICAL_CPUS_ENV = "LABELMEND_LOGICAL_CPUS"
+CLUSTER_TIMEOUT_ENV = "LABELMEND_CLUSTER_TIMEOUT"
+CLUSTER_TIMEOUT_S = 120  # waiting for the other workers at start-up: TF starts in ~10 s, a slow shared disk more
+KEPT_CHECKPOINTS = 2     # per stage: workers may be one epoch apart when one of them is lost
 
 
 def configure_devices() -> None:
@@ -79,11 +93,35 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and worker_index() == 0
 
 
+def cluster_timeout() -> float:
+    value = os.environ.get(CLUSTER_TIMEOUT_ENV, "").strip()
+    try:
+        t = float(value) if value else float(CLUSTER_TIMEOUT_S)
+    except ValueError:
+        raise ValueError(f"{CLUSTER_TIMEOUT_ENV} must be a number of seconds, got {value!r}") from None
+    if not t > 0:
+        raise ValueError(f"{CLUSTER_TIMEOUT_ENV} must be positive, got {value!r}")
+    return t
+
+
+def addresses() -> list[str]:
+    """Every task's address in ``TF_CONFIG``, chief first, as 'job index (host:port)'."""
+    cluster, _ = _tf_config()
+    return [f"{job} {i} ({address})" for job in ("chief", "worker") for i, address in enumerate(cluster.get(job, []))]
+
+
+def me() -> str:
+    cluster, task = _tf_config()
+    job, index = task.get("type", "worker"), int(task.get("index", 0))
+    return f"{job} {index} ({cluster.get(job, ['?'] * (index + 1))[index]})"
+
+
 def make_strategy():
     """The strategy for this process (see the module docstring); call :func:`configure_devices` first."""
     import tensorflow as tf
 
     if n_workers() > 1:
+        wait_for_peers(cluster_timeout())
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -107,3 +145,93 @@ def global_batch_size(hyp: dict, replicas: int) -> int:
 def peak_learning_rate(hyp: dict, replicas: int) -> float:
     """The peak learning rate for the global batch (linear scaling rule)."""
     return hyp["opt"]["lr"] * replicas
+
+
+def wait_for_peers(timeout_s: float) -> None:
+    """Wait until every other worker's port answers, listening on this worker's own port meanwhile, so that each
+    sees the others before any starts TensorFlow's server (which then waits for them for ever, holding the
+    interpreter). Raises ClusterError naming the workers still missing after ``timeout_s``."""
+    from labelmend.errors import ClusterError
+
+    cluster, task = _tf_config()
+    mine = cluster[task.get("type", "worker")][int(task.get("index", 0))]
+    others = {a: a for a in addresses() if a != me()}
+    port = int(mine.rsplit(":", 1)[1])
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", port))
+    except OSError as exc:
+        listener.close()
+        raise ClusterError(f"{me()}: cannot listen on port {port} ({exc.strerror}); free it or name another port "
+                           "for this worker in TF_CONFIG on every machine") from None
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer():
+        while not stop.is_set():
+            try:
+                listener.accept()[0].close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    deadline, waiting = time.monotonic() + timeout_s, dict(others)
+    try:
+        while waiting and time.monotonic() < deadline:
+            for name in list(waiting):
+                host, peer_port = name.rsplit("(", 1)[1].rstrip(")").rsplit(":", 1)
+                try:
+                    socket.create_connection((host, int(peer_port)), timeout=1.0).close()
+                    del waiting[name]
+                except OSError:
+                    pass
+            if waiting:
+                time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    if waiting:
+        raise ClusterError(f"{me()} could not reach {', '.join(waiting)} within {timeout_s:g} s: start the same "
+                           f"`labelmend train` on every machine named in TF_CONFIG (each with its own task index), "
+                           f"check that their ports are open, or wait longer with {CLUSTER_TIMEOUT_ENV}=SECONDS")
+
+
+def agree_min(strategy, value: int) -> int:
+    """The smallest ``value`` over all workers (an all-reduce); ``value`` itself with one worker."""
+    if n_workers() <= 1:
+        return int(value)
+    import tensorflow as tf
+
+    n, index = n_workers(), _global_task_index()
+    mine = np.zeros(n, np.int64)
+    mine[index] = value + 1  # + 1: 0 marks the slots of the other workers (and of this one's other replicas)
+
+    def local(ctx):
+        return tf.constant(mine if ctx.replica_id_in_sync_group % max(1, strategy.num_replicas_in_sync // n) == 0
+                           else np.zeros(n, np.int64))
+
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.experimental_distribute_values_from_function(local),
+                            axis=None).numpy()
+    return int(total.min()) - 1
+
+
+def _global_task_index() -> int:
+    """This task's position among all tasks, chief first (the order of :func:`addresses`)."""
+    cluster, task = _tf_config()
+    offset = len(cluster.get("chief", [])) if task.get("type") == "worker" else 0
+    return offset + int(task.get("index", 0))
+
+
+def lost_worker_message(exc: BaseException, *, where: str, resume_path: str) -> str:
+    """One line for a collective that failed because a worker went away: which worker (the addresses in TF's
+    message, else every other one), where training stood, and the command that continues."""
+    text = str(exc)
+    others = [a for a in addresses() if a != me()]
+    named = [a for a in others if a.rsplit("(", 1)[1].rstrip(")") in text]
+    return (f"lost contact with {', '.join(named or others)} ({type(exc).__name__}) during {where}; finished "
+            f"models and the last checkpoints are kept: restart every worker with the same TF_CONFIG and "
+            f"`labelmend train --resume {resume_path}` to continue from the last step all of them saved")

@@ -43,6 +43,7 @@ class History:
     seconds: float = 0.0
     warm_seconds: float = 0.0  # time after this call's first WARM_UP_STEPS steps (graph tracing, kernel selection)
     stopped_early: bool = False  # the deadline, not the planned steps, ended training (still annealed)
+    resumed_from_step: int | None = None  # the checkpoint an interrupted stage continued from
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -128,11 +129,11 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
         optimizer.build(model.trainable_variables)
     if checkpoint is not None:
         ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
-        state = _read_checkpoint_state(checkpoint)
+        state = _agreed_checkpoint_state(checkpoint, strategy)
         if state is not None:
             ckpt.read(state["path"]).assert_consumed()
             hist = History(**state["history"])
-            step = hist.steps
+            step = hist.resumed_from_step = hist.steps
             t0 -= hist.seconds
     first_step, t_warm = step, None
     budget_clock = budget.BudgetClock(steps, deadline=deadline, start=hist.progress, done_steps=step, clock=clock)
@@ -150,7 +151,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
         loss_sum = correct_sum = seen = 0.0
         if ckpt is not None:
             hist.steps, hist.seconds, hist.progress = step, clock() - t0, budget_clock.progress(step)
-            _write_checkpoint_state(checkpoint, ckpt.write(str(checkpoint)), hist)
+            _write_checkpoint_state(checkpoint, ckpt.write(f"{checkpoint}-{step}"), hist)
 
     with progress_bar(total=steps, desc=desc, unit="step", disable=not progress, initial=step) as bar:
         for x, target, forward in batches.dataset(strategy, steps=steps, start=step):
@@ -175,11 +176,28 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
                     bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}", lr=f"{hist.final_lr:.3f}")
         if seen:  # a last, partial epoch
             end_epoch()
+    average_non_trainable(model, strategy)
     hist.steps = step
     hist.progress = 1.0 if step >= steps or hist.stopped_early else budget_clock.progress(step)
     hist.seconds = clock() - t0
     hist.warm_seconds = clock() - t_warm if t_warm is not None else 0.0
     return hist
+
+
+def average_non_trainable(model, strategy) -> None:
+    """Give every replica (and worker) the mean of the non-trainable variables. BatchNorm's moving statistics are
+    updated by each replica from its own slice of the batch, so they drift apart while the trainable weights, all-
+    reduced every step, stay equal; averaged, every worker ends with the same model."""
+    if strategy.num_replicas_in_sync <= 1:
+        return
+    import tensorflow as tf
+
+    for v in model.non_trainable_variables:
+        var = getattr(v, "value", v)  # Keras 3 wraps the (distributed) tf.Variable
+        parts = getattr(var, "values", None) or (var,)
+        local = strategy.experimental_distribute_values_from_function(
+            lambda ctx, parts=parts: tf.identity(parts[ctx.replica_id_in_sync_group % len(parts)]))
+        var.assign(strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None))
 
 
 def validation_callback(model, images: np.ndarray, labels: np.ndarray, *, batch_size: int):
@@ -255,14 +273,37 @@ class Trainer:
 
 
 def _read_checkpoint_state(prefix: Path) -> dict | None:
+    """The newest checkpoint's record (path, step, epoch, history), with the older ones kept under "previous"."""
     path = Path(f"{prefix}.json")
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _agreed_checkpoint_state(prefix: Path, strategy) -> dict | None:
+    """The checkpoint to resume from: the newest one every worker holds (one worker: its newest)."""
+    from labelmend.errors import ClusterError
+
+    state = _read_checkpoint_state(prefix)
+    states = [] if state is None else [state, *state.get("previous", [])]
+    step = distribute.agree_min(strategy, states[0]["step"] if states else 0)
+    chosen = next((s for s in states if s["step"] == step), None)
+    if step and chosen is None:
+        raise ClusterError(f"{prefix}: no checkpoint of step {step}, the newest every worker holds (this one keeps "
+                           f"steps {[s['step'] for s in states]}); the workers' runs diverged: start the run afresh")
+    return chosen
+
+
 def _write_checkpoint_state(prefix: Path, ckpt_path: str, hist: History) -> None:
-    """Record which checkpoint holds which step; written after the checkpoint itself, replaced atomically."""
+    """Record which checkpoint holds which step; written after the checkpoint itself, replaced atomically. The
+    last :data:`~labelmend.train.distribute.KEPT_CHECKPOINTS` are kept; older files are removed afterwards."""
     path = Path(f"{prefix}.json")
+    old = _read_checkpoint_state(prefix)
+    kept = [] if old is None else [old, *old.pop("previous", [])]
+    kept = [s for s in kept if s["path"] != ckpt_path]
+    keep, drop = kept[:distribute.KEPT_CHECKPOINTS - 1], kept[distribute.KEPT_CHECKPOINTS - 1:]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"path": ckpt_path, "step": hist.steps, "epoch": hist.epoch[-1] if hist.epoch else 0,
-                               "history": hist.as_dict()}), encoding="utf-8")
+                               "history": hist.as_dict(), "previous": keep}), encoding="utf-8")
     os.replace(tmp, path)
+    for state in drop:
+        for f in Path(state["path"]).parent.glob(Path(state["path"]).name + ".*"):
+            f.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from labelmend.train.task import DEFAULT_VAL_FRACTION
 import labelmend
 from labelmend import registry
 from labelmend._atomic import commit_directory
-from labelmend.errors import DataError
+from labelmend.errors import ClusterError, DataError
 
 CALIBRATION_STEPS = 16    # timed steps of the real network, after its warm-up steps
 TRUSTED_WARNING_PER_CLASS = 50  # fewer trusted labels per class: T's rows have standard errors above ~0.07
@@ -93,7 +93,12 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     ``resume=True`` continues the interrupted run of ``out_dir`` with its saved settings (``data_dir`` may be None):
     finished models and epochs are not redone; the remaining planned steps run without a deadline.
     """
+    from labelmend.train import distribute
+
     t_start = time.monotonic()
+    resume_path = str(out_dir)  # what every worker passes to --resume
+    if distribute.n_workers() > 1 and not distribute.is_chief():  # every worker trains; the chief's is the run
+        out_dir = Path(f"{out_dir}.worker{distribute.worker_index()}")
     work = partial_dir(out_dir)
     if resume:
         if not (work / CONFIG_JSON).is_file():
@@ -112,14 +117,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         if time_budget_s <= 0:
             raise DataError(f"--time-budget must be positive, got {time_budget_s}")
     models, seed, time_budget_s = config["models"], config["seed"], config["time_budget_s"]
-    from labelmend.train import distribute
-
-    if distribute.n_workers() > 1:
-        if config["epochs"] is None:
-            raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
-        if not distribute.is_chief():  # every worker trains; the chief's directory is the run
-            out_dir = Path(f"{out_dir}.worker{distribute.worker_index()}")
-            work = partial_dir(out_dir)
+    if distribute.n_workers() > 1 and config["epochs"] is None:
+        raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
     _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels"
          + (f", {len(data.verified_index)} verified labels" if len(data.verified_index) else "")
@@ -169,8 +168,14 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         record["models"][registry.BASELINE] = _train_baseline(data, split, work)
         save_progress()
     if cnns:
-        _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
-                    seed=seed, epochs=config["epochs"], width=config["width"], progress=progress, resume=resume)
+        try:
+            _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
+                        seed=seed, epochs=config["epochs"], width=config["width"], progress=progress, resume=resume)
+        except Exception as exc:
+            if distribute.n_workers() <= 1 or not _is_lost_worker(exc):
+                raise
+            raise ClusterError(distribute.lost_worker_message(
+                exc, where=_where(work, record, cnns), resume_path=resume_path)) from exc
     judge = _judge_labels(data, split, record, work)
     if judge:
         save_progress()
@@ -208,6 +213,27 @@ def _train_baseline(data, split, tmp: Path) -> dict:
                          "labels": "noisy, all images",
                          "note": "validation images' noisy labels are in its training set (the client's recipe)"},
             "validation": {"accuracy": val_acc, "n": int(len(split.val))}}
+
+
+def _is_lost_worker(exc: BaseException) -> bool:
+    """Whether ``exc`` is how TensorFlow reports a collective that a worker's loss aborted."""
+    import tensorflow as tf
+
+    return isinstance(exc, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                            tf.errors.AbortedError)) or (isinstance(exc, tf.errors.InternalError)
+                                                         and "ollective" in str(exc))
+
+
+def _where(work: Path, record: dict, cnns) -> str:
+    """Where training stood: the model and stage being trained and the last epoch checkpointed."""
+    todo = [m for m in cnns if m not in record["models"]]
+    if not todo:
+        return "the work after training"
+    states = sorted((work / runfiles.CHECKPOINTS / todo[0]).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not states:
+        return f"{todo[0]}, before its first checkpoint"
+    state = json.loads(states[-1].read_text(encoding="utf-8"))
+    return f"{todo[0]} (stage {states[-1].stem}), last checkpoint at step {state['step']}, epoch {state['epoch']:g}"
 
 
 def judging_model(cnns) -> str | None:
@@ -264,7 +290,10 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
     device = configure_tensorflow(seed)
     strategy = distribute.make_strategy()
     reports = work / runfiles.REPORTS
-    todo = [m for m in cnns if m not in record["models"]]
+    # a model is done once every worker has it (one worker can be lost between finishing it and recording it)
+    done = distribute.agree_min(strategy, next((i for i, m in enumerate(cnns) if m not in record["models"]),
+                                               len(cnns)))
+    todo = cnns[done:]
     if not todo:
         return
     hyp = record.get("hyperparameters") or cnn.hyperparameters()
