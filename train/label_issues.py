@@ -225,7 +225,7 @@ def plot_gallery(suspects: dict[str, list[dict]], images: dict[str, np.ndarray],
                 ax.set_title(f"{row['given_label']} → {row['suggested_label']}\n({float(row['label_quality']):.2f})"
                              f" {row['image']}", fontsize=6.5)
     fig.suptitle("Most suspect labels per class: given → suggested (label quality; low = suspect)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
@@ -288,7 +288,7 @@ def summary_lines(rec: dict, class_names, *, markdown: bool) -> list[str]:
     lines = [f"{rec['judged_by']} judged all {rec['n_images']:,} labels: **{rec['n_label_issues']:,} look wrong**. "
              f"Of the {rec['n_judged_by_network']:,} without a trusted label it flags "
              f"{rec['n_flagged_by_network']:,} ({_pct(rec['n_flagged_by_network'] / max(1, rec['n_judged_by_network']))})"
-             f"; the {rec['n_trusted']:,} with a trusted label are judged by it"
+             f"; the {rec['n_trusted']:,} with a trusted label are judged by that label"
              + (f" ({rec['n_verified']:,} of them verified by a person)." if rec["n_verified"] else ".")]
     if q["n"]:
         f1 = "—" if q["f1"] is None else f"{q['f1']:.3f}"

@@ -257,9 +257,12 @@ def _judge_labels(data, split, record: dict, work: Path) -> str | None:
         judged_by=judge, folder=work, reports=work / runfiles.REPORTS)
     partial.unlink()
     q = record["label_issues"]["quality_on_validation"]
-    _log(f"label issues: {judge} flags {record['label_issues']['n_label_issues']} of {len(data.noisy_labels)} labels"
-         + (f" (on the {q['n']} validation images: precision {q['precision']}, recall {q['recall']})"
-            if q["n"] else ""))
+    fmt = "{:.3f}".format
+    _log(f"label issues: {record['label_issues']['n_label_issues']} of {len(data.noisy_labels)} labels look wrong "
+         f"to {judge}" + (f" (its flags on the {q['n']} validation images: precision "
+                          f"{'—' if q['precision'] is None else fmt(q['precision'])}, recall "
+                          f"{'—' if q['recall'] is None else fmt(q['recall'])})" if q["n"] else "")
+         + "; `labelmend issues RUN` summarises them")
     return judge
 
 
