@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from labelmend.folders import read_labels
 from labelmend.train import label_issues
+
+from labelmend.folders import read_labels
 
 
 def _prf(flagged: np.ndarray, wrong: np.ndarray) -> str:

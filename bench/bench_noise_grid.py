@@ -112,6 +112,14 @@ def grid_images(data, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return data.images[:len(y)][order], y[order]
 
 
+def grid_setup(data_dir: Path, seed: int):
+    """(K, the grid's images, their clean labels, a Trainer) for ``seed``, TensorFlow seeded."""
+    configure_tensorflow(seed)
+    data = load_training_data(data_dir, progress=False)
+    images, y = grid_images(data, seed)
+    return data.n_classes, images, y, Trainer(seed=seed, progress=False)
+
+
 def grid_noise(kind: str, images: np.ndarray, y: np.ndarray, k: int, trainer: Trainer, *, seed: int,
                annotator_steps: int, cache: Path) -> tuple[np.ndarray, np.ndarray, float | None]:
     """(noisy labels, the T they follow, the share of images whose likeliest noisy label is a wrong class) of noise
@@ -158,11 +166,7 @@ def main() -> None:
                     help="take Model I's accuracy from an earlier --out-json of the same seed and steps (Model I "
                          "never sees a trusted label, so Model II's rows alone can be rerun)")
     args = ap.parse_args()
-    configure_tensorflow(args.seed)
-    data = load_training_data(args.data, progress=False)
-    k = data.n_classes
-    images, y = grid_images(data, args.seed)
-    trainer = Trainer(seed=args.seed, progress=False)
+    k, images, y, trainer = grid_setup(args.data, args.seed)
     earlier = {}
     if args.model_i_from:
         earlier = {r["noise"]: r["model_i"] for r in json.loads(args.model_i_from.read_text(encoding="utf-8"))

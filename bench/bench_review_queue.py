@@ -22,12 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_noise_grid import ANNOTATOR_SAMPLED, ANNOTATOR_STEPS, N_VAL, grid_images, grid_noise
+from bench_noise_grid import ANNOTATOR_SAMPLED, ANNOTATOR_STEPS, N_VAL, grid_noise, grid_setup
 from labelmend.train import label_issues
-from labelmend.train.data import load_training_data
-from labelmend.train.loop import Trainer
 from labelmend.train.methods import forward_confident
-from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import Split, Task
 
 
@@ -43,11 +40,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-json", type=Path)
     args = ap.parse_args()
-    configure_tensorflow(args.seed)
-    data = load_training_data(args.data, progress=False)
-    k = data.n_classes
-    images, y = grid_images(data, args.seed)
-    trainer = Trainer(seed=args.seed, progress=False)
+    k, images, y, trainer = grid_setup(args.data, args.seed)
     noisy, _, _ = grid_noise(args.noise, images, y, k, trainer, seed=args.seed, annotator_steps=args.annotator_steps,
                              cache=args.cache)
     m = args.trusted

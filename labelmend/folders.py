@@ -42,6 +42,16 @@ TEST_IMAGES, TEST_CSV = "test_images", "test_labels.csv"
 _PLAIN_LABELS = re.compile(r"[ \t]*\d+[ \t]*(?:\n[ \t]*\d+[ \t]*)*", re.ASCII)
 
 
+def read_text(path: Path) -> str:
+    """A small UTF-8 text file (a byte-order mark is fine), or DataError naming it."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def read_labels(path: str | os.PathLike, *, n_classes: int | None = None, allow_empty: bool = False,
                 classes_from: str = CLASS_NAMES_TXT) -> np.ndarray:
     """Read a label file: one integer in [0, n_classes) per line (n_classes None: at most MAX_CLASSES classes).
@@ -54,12 +64,7 @@ def read_labels(path: str | os.PathLike, *, n_classes: int | None = None, allow_
     n_classes = n_classes if declared else MAX_CLASSES
     if not path.is_file():
         raise DataError(f"{path}: label file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    text = read_text(path)
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -120,12 +125,7 @@ def read_verified_labels(path: str | os.PathLike, *, image_names: list[str], cla
     is trusted already).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    text = read_text(path)
     index_of = {name.lower(): i for i, name in enumerate(image_names)}
     by_name = {name: c for c, name in enumerate(class_names)}
     k = len(class_names)

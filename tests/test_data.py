@@ -334,7 +334,7 @@ BAD_CSV = {
     "two_columns": (b"1,2\n", r", line 1: .*'1,2'"),
     "empty": (b"", r": the file holds no labels"),
     "only_blank": (b"\n\n \n", r": the file holds no labels"),
-    "binary": (b"\xff\xfe\x00\x01", r": not a text file"),
+    "binary": (b"\xff\xfe\x00\x01", r": not a UTF-8 text file"),
 }
 
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 import csv
 import json
 import os
-from pathlib import Path
 
 import _data_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from labelmend.train import label_issues as li
 
 from labelmend.cli import main
 from labelmend.errors import DataError
 from labelmend.folders import read_labels, read_verified_labels
-from labelmend.train import label_issues as li
 
 NAMES = tuple("abcd")
 

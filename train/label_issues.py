@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from labelmend.train.noise import posterior_correction
 
 LABEL_ISSUES_CSV = "label_issues.csv"
@@ -285,9 +284,10 @@ def summary_lines(rec: dict, class_names, *, markdown: bool) -> list[str]:
     """The judgment ``rec`` (from :func:`judge_run`) in words: for report.md (``markdown``) and `labelmend
     issues`."""
     q = rec["quality_on_validation"]
+    share = rec["n_flagged_by_network"] / max(1, rec["n_judged_by_network"])
     lines = [f"{rec['judged_by']} judged all {rec['n_images']:,} labels: **{rec['n_label_issues']:,} look wrong**. "
              f"Of the {rec['n_judged_by_network']:,} without a trusted label it flags "
-             f"{rec['n_flagged_by_network']:,} ({_pct(rec['n_flagged_by_network'] / max(1, rec['n_judged_by_network']))})"
+             f"{rec['n_flagged_by_network']:,} ({_pct(share)})"
              f"; the {rec['n_trusted']:,} with a trusted label are judged by that label"
              + (f" ({rec['n_verified']:,} of them verified by a person)." if rec["n_verified"] else ".")]
     if q["n"]:
