@@ -1,5 +1,5 @@
 """One row of the accuracy ablation (issue 9): a CNN method trained for a fixed number of steps with hyperparameter
-overrides, scored on the default run's held-out clean images (1,000 of the client's; 2,000 before §14).
+overrides, scored on the default run's held-out clean images (1,000 of the client's; older rows held out 2,000).
 
 Same data, split, seed and code path as ``labelmend train`` (``Split.make``, the registry's method,
 :class:`~labelmend.train.loop.Trainer`), but a fixed step count instead of a time budget, so a row's accuracy does
@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
-                    help=f"(default {DEFAULT_VAL_FRACTION:g}, as train; rows of BENCHMARKS.md §0–§13 used 0.2)")
+                    help=f"(default {DEFAULT_VAL_FRACTION:g}, as train; older rows of BENCHMARKS.md used 0.2)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/ablation.jsonl"))
     ap.add_argument("--save", type=Path, metavar="DIR",
                     help="also save the final network (DIR/model.keras) and, for a method with a relabel() step, "

@@ -3,7 +3,7 @@
 Takes the folder that ``bench_ablation.py --save DIR`` wrote (the final network and the split), so trying a view
 costs inference only, no training. Prints the validation accuracy of each set of views (logits averaged) and, for
 Model II, how clean the noisy labels are that a Bayes posterior rule would keep at several thresholds (the
-confident-learning rule's share and accuracy are in the bench_ablation row; BENCHMARKS.md §14)::
+confident-learning rule's share and accuracy are in the bench_ablation row; BENCHMARKS.md)::
 
     python bench/bench_ablation.py --data ../shared/data/seed --steps 2813 --label L --save /tmp/saved
     python bench/bench_tta_views.py --data ../shared/data/seed --saved /tmp/saved

@@ -20,9 +20,9 @@ HYP = {
         "logit_scale": 0.125,    # multiplies the pooled features before the classifier (airbench's 1/8): keeps the
                                  # initial logits small, which a max-pooled ResNet needs to train stably at high LR
         "whiten": True,          # first layer = frozen 2x2 patch-whitening filters of the training images (airbench):
-                                 # +1.75 pt for Model II at 700 steps (BENCHMARKS.md §11)
+                                 # it speeds up early training (measured in BENCHMARKS.md, training engine)
         "dirac": True,           # the other convs start as identity on their first in-channels filters (airbench):
-                                 # +3.0 pt (§11)
+                                 # lets the deep stack train at high LR from the first step
     },
     "opt": {
         "batch_size": 256,       # images per step and replica; larger batches are faster per image on CPU

@@ -119,7 +119,7 @@ def _comparison_section(comparisons: list[dict]) -> list[str]:
             lines.append(f"**Not a clear gain** (within two standard errors). labelmend has measured this "
                          f"when the annotators' mistakes depend on the image (ambiguous images mislabelled, as "
                          f"human annotators err) rather than on the class alone: weak supervision then gains "
-                         f"about a point or nothing at this budget (BENCHMARKS.md §15, §16), and {c['versus']} is "
+                         f"about a point or nothing at this budget, and {c['versus']} is "
                          f"as good a choice. More clean labels are what helped there: with a quarter of the "
                          f"training images clean-labelled, +1 to +3 points.")
         if c["n"] < 500:

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Share of the clean-labelled images held out for validation. 0.1 (1,000 of the client's 10,000; standard error of
-# a 0.87 accuracy ≈ 1.1 points) instead of 0.2: Model II trains on 9,000 trusted labels instead of 8,000, +1.5 and
-# +1.2 points on the same 1,000 validation images, seeds 0 and 1 (BENCHMARKS.md §14)
+# Share of the clean-labelled images held out for validation: enough images for a validation figure to mean
+# something, few enough that Model II keeps most trusted labels to learn from (each one counts; BENCHMARKS.md)
 DEFAULT_VAL_FRACTION = 0.1
 
 

@@ -21,7 +21,7 @@ B. **Confident learning, then training on what it keeps** (the rest of the cycle
 ``with_pairs`` / ``without_pairs`` select stage B's labels for the ablation rows of BENCHMARKS.md: "confident_learning"
 (above) or "posterior" (every noisy image trains on the soft label P(y | x, ỹ) ∝ P(y | x) · T[y, ỹ]; without trusted
 pairs T then comes from anchor points, Patrini et al. 2017, §3.1). Confident learning won by 1.7 points with the
-client's 8,000 trusted labels and by 4.2 without any (BENCHMARKS.md §12).
+client's trusted labels and without any (BENCHMARKS.md, confident learning in stage B).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ HYP = {
     "with_pairs": "confident_learning",  # stage B's labels with trusted pairs (module docstring)
     "without_pairs": "confident_learning",  # ... and without
     "stage_b_continues": True,  # stage B continues stage A's learning-rate cycle (one cycle in all) instead of a
-                                # fresh cycle at stage_b_lr_scale: +1.9 pt at 700 steps (BENCHMARKS.md §11)
+                                # fresh cycle at stage_b_lr_scale: one annealing won (BENCHMARKS.md)
     "stage_b_lr_scale": 0.5,  # stage B's peak learning rate relative to HYP["opt"]["lr"] when it does not continue
     "prior_strength": 5.0,   # pseudo-pairs per row of T's Dirichlet prior (centred on symmetric noise at the
                              # pooled agreement rate): 800 pairs per row barely feel it, 20 per row are shrunk 20 %
@@ -48,10 +48,10 @@ HYP = {
     "anchor_quantile": 0.97,  # "posterior" without pairs: anchor of class i = the image at this quantile of P(ỹ=i|x)
     "cross_fit_epochs": 40,  # from this many planned epochs on, stage A trains `folds` networks, each on its own
     "folds": 2,              # share of the noisy images, so every noisy label is judged by a network that never saw
-                             # it; below, one network judges its own training labels. At 90 epochs in-sample flags
-                             # fail (no trusted labels: −1.7 vs +8.2 pt; 1,000 trusted, 60 % noise: +18.1 vs +30.9);
-                             # at 4–16 epochs they win (BENCHMARKS §13)
-    "cross_fit_with_pairs": True,  # cross-fit with trusted pairs too (pair-flip 40 %, 1,000 trusted: −3 pt)
+                             # it; below, one network judges its own training labels. A network that trains for many
+                             # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
+                             # and in-sample flags win (BENCHMARKS.md, out-of-sample flagging)
+    "cross_fit_with_pairs": True,  # cross-fit with trusted pairs too (out-of-sample flags matter with pairs too)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
