@@ -59,7 +59,7 @@ def configure_tensorflow(seed: int) -> str:
     return "gpu" if gpus else "cpu"
 
 
-def seconds_per_step(images: np.ndarray, trainer) -> tuple[float, float]:
+def calibrate(images: np.ndarray, trainer) -> tuple[float, float]:
     """Wall seconds of one training step of the real network, input pipeline and strategy on this machine, and of
     predicting one image (as judging every label does)."""
     from labelmend.train.cnn import one_hot
@@ -310,7 +310,7 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
     elif epochs is not None:
         steps, sps = budget.steps_for_epochs(n_train, epochs, min(trainer.batch_size, n_train)), None
     else:
-        sps, seconds_per_image = seconds_per_step(data.images, trainer)
+        sps, seconds_per_image = calibrate(data.images, trainer)
         try:
             plan = budget.plan_cnn_steps(time_budget_s=time_budget_s, elapsed_s=time.monotonic() - t_start,
                                          seconds_per_step=sps, n_models=len(cnns),
