@@ -6,7 +6,7 @@ Same data, split, seed and code path as ``labelmend train`` (``Split.make``, the
 not depend on how busy the machine was (its seconds do)::
 
     python bench/bench_ablation.py --data ../shared/data/seed --steps 700 --label base
-    python bench/bench_ablation.py --data ../shared/data/seed --steps 700 --label whiten --set net.whiten=true
+    python bench/bench_ablation.py --data ../shared/data/seed --steps 700 --label w24 --set net.width=24
 
 ``--set GROUP.KEY=VALUE`` overrides :data:`labelmend.train.cnn.HYP` (``--method-set KEY=VALUE`` the method's own HYP);
 values are JSON (``true``, ``64``, ``0.2``). Appends one JSON line per run to ``--out`` and prints a Markdown row.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -47,22 +46,6 @@ def parse_overrides(pairs: list[str], *, dotted: bool, known: dict | None = None
     return out
 
 
-def capture_relabel_inputs(module) -> dict:
-    """Wrap ``module.relabel`` (if any) so its inputs land in the returned dict when the method calls it."""
-    captured: dict = {}
-    relabel = getattr(module, "relabel", None)
-    if relabel is None:
-        return captured
-
-    def capture(kind, probs, noisy, transition, **kwargs):
-        captured.update(probs=probs, noisy=noisy, is_clean=kwargs["is_clean"],
-                        transition=np.zeros(0) if transition is None else transition)
-        return relabel(kind, probs, noisy, transition, **kwargs)
-
-    module.relabel = capture
-    return captured
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -76,8 +59,8 @@ def main() -> None:
                     help=f"(default {DEFAULT_VAL_FRACTION:g}, as train; older rows of BENCHMARKS.md used 0.2)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/ablation.jsonl"))
     ap.add_argument("--save", type=Path, metavar="DIR",
-                    help="also save the final network (DIR/model.keras) and, for a method with a relabel() step, "
-                         "the probabilities and T it relabelled with (DIR/relabel_inputs.npz), for offline analysis")
+                    help="also save the final network (DIR/model.keras) and the split (DIR/split.npz), for "
+                         "offline analysis (bench_tta_views.py)")
     args = ap.parse_args()
 
     configure_tensorflow(args.seed)
@@ -92,15 +75,13 @@ def main() -> None:
         defaults = method.hyperparameters()
         kwargs["hyp_noise"] = {**defaults, **parse_overrides(args.method_set, dotted=False, known=defaults)}
     train = method.trainer()
-    captured = capture_relabel_inputs(sys.modules[train.__module__]) if args.save else {}
     t0 = time.monotonic()
     model, report = train(task, trainer, steps=args.steps, **kwargs)
     seconds = time.monotonic() - t0
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         model.save(args.save / "model.keras")
-        if captured:
-            np.savez(args.save / "relabel_inputs.npz", val=split.val, train_clean=split.train_clean, **captured)
+        np.savez(args.save / "split.npz", val=split.val, train_clean=split.train_clean)
     val_images, _ = task.val
     predicted = trainer.predict_proba(model, val_images).argmax(axis=1)
     row = {"label": args.label, "model": args.model, "steps": args.steps, "seed": args.seed, "set": args.set,

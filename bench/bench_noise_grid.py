@@ -1,8 +1,8 @@
 """Model I vs Model II across noise kinds and trusted-set sizes, on the client's clean-labelled images (issue 10).
 
 The 10,000 images with clean labels are the ground truth. Their noisy labels are *simulated* from the clean ones
-with a known transition matrix T (``labelmend.train.noise.simulate_noise``), so every noise kind can be measured on
-real images; "annotator-like 40 %" is noise that depends on the image instead (``noise.confusion_noise``): a
+with a known transition matrix T (``labelmend.benchmarking.simulate_noise``), so every noise kind can be measured on
+real images; "annotator-like 40 %" is noise that depends on the image instead (``benchmarking.confusion_noise``): a
 network trained on the clean labels of the other half of the images (2 folds, ``--annotator-steps`` each, cached
 under ``--cache``) scores every image, and the 40 % it finds most confusable get the class it confuses them with;
 "annotator-sampled 40 %" draws the errors instead: each image is wrong with a probability proportional to the
@@ -31,13 +31,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_ablation import capture_relabel_inputs, parse_overrides  # a sibling script (bench/ is on sys.path)
+from bench_ablation import parse_overrides  # a sibling script (bench/ is on sys.path)
 from labelmend.train import noise
 from labelmend.train.data import load_training_data
 from labelmend.train.loop import Trainer
 from labelmend.train.methods import forward_confident, noisy_ce
 from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import Split, Task
+
+from labelmend import benchmarking
 
 # CIFAR-10 label order: plane car bird cat deer dog frog horse ship truck
 HUMAN_PAIRS = {9: 1, 1: 9, 3: 5, 5: 3, 4: 7, 7: 4, 2: 0, 0: 2, 8: 0, 6: 3}  # truck↔car, cat↔dog, deer↔horse, ...
@@ -62,8 +64,8 @@ def class_dependent(k: int, seed: int = 0, margin: float = 0.1) -> np.ndarray:
 
 
 NOISE = {
-    "symmetric 60 %": lambda k: noise.symmetric(k, 0.6),
-    "pair-flip 40 %": lambda k: noise.pair_flip(k, 0.4, HUMAN_PAIRS),
+    "symmetric 60 %": lambda k: benchmarking.symmetric(k, 0.6),
+    "pair-flip 40 %": lambda k: benchmarking.pair_flip(k, 0.4, HUMAN_PAIRS),
     "class-dependent": lambda k: class_dependent(k),
 }
 N_VAL = 2000  # validation images: the first of the shuffled clean-labelled images
@@ -71,16 +73,16 @@ ANNOTATOR_STEPS = 400  # steps of each of the two networks whose scores make the
 GRID = ",".join(NOISE)  # the issue's three kinds, the default --noise
 NOISE["none"] = lambda k: np.eye(k)  # every label right: what the network reaches without noise (Model I = oracle)
 # instance-dependent noise from an out-of-fold network's scores: the 40 % most confusable images always wrong
-# (noise.confusion_noise), or each image wrong with a probability that grows with its confusability
-# (noise.sampled_confusion_noise)
+# (benchmarking.confusion_noise), or each image wrong with a probability that grows with its confusability
+# (benchmarking.sampled_confusion_noise)
 ANNOTATOR = "annotator-like 40 %"
 ANNOTATOR_SAMPLED = "annotator-sampled 40 %"
-INSTANCE_NOISE = {ANNOTATOR: lambda y, probs, seed: noise.confusion_noise(y, probs, 0.4)}
+INSTANCE_NOISE = {ANNOTATOR: lambda y, probs, seed: benchmarking.confusion_noise(y, probs, 0.4)}
 SAMPLED_RATES = {ANNOTATOR_SAMPLED: 0.4}
 for _rate in (10, 20):  # milder annotators (CIFAR-10N's aggregate and single-annotator labels: 9 % and 17 % wrong)
     SAMPLED_RATES[f"annotator-sampled {_rate} %"] = _rate / 100
 for _kind, _rate in SAMPLED_RATES.items():
-    INSTANCE_NOISE[_kind] = lambda y, probs, seed, r=_rate: noise.sampled_confusion_noise(y, probs, r, seed=seed)
+    INSTANCE_NOISE[_kind] = lambda y, probs, seed, r=_rate: benchmarking.sampled_confusion_noise(y, probs, r, seed=seed)
 
 
 def out_of_fold_probs(images: np.ndarray, y: np.ndarray, k: int, trainer: Trainer, *, steps: int,
@@ -130,11 +132,11 @@ def grid_noise(kind: str, images: np.ndarray, y: np.ndarray, k: int, trainer: Tr
         noisy = INSTANCE_NOISE[kind](y, probs, seed + 1)
         flipped = None
         if kind in SAMPLED_RATES:
-            dist = noise.sampled_confusion_distribution(y, probs, SAMPLED_RATES[kind])
+            dist = benchmarking.sampled_confusion_distribution(y, probs, SAMPLED_RATES[kind])
             flipped = float(np.mean(dist.argmax(1) != y))
         return noisy, noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0), flipped
     t_true = NOISE[kind](k)
-    return noise.simulate_noise(y, t_true, seed=seed + 1), t_true, float(np.mean(t_true.argmax(1)[y] != y))
+    return benchmarking.simulate_noise(y, t_true, seed=seed + 1), t_true, float(np.mean(t_true.argmax(1)[y] != y))
 
 
 def _share(row: dict) -> str:
@@ -157,11 +159,8 @@ def main() -> None:
                     help="where those networks' scores are kept")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override Model II's HYP (JSON value), e.g. stage_b_continues=true")
+                    help="override Model II's HYP (JSON value), e.g. clean_repeat=2")
     ap.add_argument("--out-json", type=Path, help="the rows as JSON, rewritten after each row")
-    ap.add_argument("--save", type=Path, metavar="DIR",
-                    help="per row, save the probabilities and T Model II relabelled with, and every image's clean "
-                         "label, to DIR/<noise>_<m>.npz (offline analysis of keep rules)")
     ap.add_argument("--model-i-from", type=Path, metavar="JSON",
                     help="take Model I's accuracy from an earlier --out-json of the same seed and steps (Model I "
                          "never sees a trusted label, so Model II's rows alone can be rerun)")
@@ -173,7 +172,6 @@ def main() -> None:
                    if r["steps"] == args.steps and r.get("seed", 0) == args.seed}
     hyp_noise = {**forward_confident.HYP, **parse_overrides(args.method_set, dotted=False, known=forward_confident.HYP)}
     rows, results = [], []
-    captured = capture_relabel_inputs(forward_confident) if args.save else {}  # refilled by every Model II
     print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
           "kept noisy labels: share / right | T error (L1/row) | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
@@ -193,9 +191,6 @@ def main() -> None:
                 _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
             _, r2 = forward_confident.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
-            if captured:
-                args.save.mkdir(parents=True, exist_ok=True)
-                np.savez(args.save / f"{kind.split()[0]}_{m}.npz", truth=y, val=np.arange(N_VAL), **captured)
             lc = r2["label_correction"]
             corrected = lc.get("corrected_label_accuracy_after_B", lc["corrected_label_accuracy"])
             err = float(np.mean(np.abs(np.asarray(r2["transition_matrix"]) - t_true).sum(axis=1)))

@@ -112,8 +112,9 @@ def main() -> None:
             run(r)
         print(f"round {r + 1}: old {rates['old'][-1]:.0f} img/s, new {rates['new'][-1]:.0f} img/s", flush=True)
     peak = sgemm_gflops()
-    flops = 6 * forward_macs(cnn.make_model())  # forward 2 FLOPs/MAC, backward ≈ 2× forward
-    print(f"\nnetwork: {forward_macs(cnn.make_model()) / 1e6:.1f} M multiply-adds per image forward; "
+    network = cnn.make_model(images, n_classes=10)
+    flops = 6 * forward_macs(network)  # forward 2 FLOPs/MAC, backward ≈ 2× forward
+    print(f"\nnetwork: {forward_macs(network) / 1e6:.1f} M multiply-adds per image forward; "
           f"{flops / 1e6:.0f} MFLOP per trained image; numpy sgemm peak {peak:.0f} GFLOP/s\n")
     print("| loop | img/s (median of rounds) | all rounds | GFLOP/s | share of sgemm peak | new / old |")
     print("|---|---|---|---|---|---|")

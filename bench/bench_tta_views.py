@@ -1,9 +1,8 @@
 """Test-time views of a saved network on its validation images: plain, + mirror (shipped), + shifted views.
 
-Takes the folder that ``bench_ablation.py --save DIR`` wrote (the final network and the split), so trying a view
-costs inference only, no training. Prints the validation accuracy of each set of views (logits averaged) and, for
-Model II, how clean the noisy labels are that a Bayes posterior rule would keep at several thresholds (the
-confident-learning rule's share and accuracy are in the bench_ablation row; BENCHMARKS.md)::
+Takes the folder that ``bench_ablation.py --save DIR`` wrote (the final network and its validation images), so
+trying a view costs inference only, no training. Prints the validation accuracy of each set of views (logits
+averaged)::
 
     python bench/bench_ablation.py --data ../shared/data/seed --steps 2813 --label L --save /tmp/saved
     python bench/bench_tta_views.py --data ../shared/data/seed --saved /tmp/saved
@@ -32,7 +31,7 @@ def main() -> None:
 
     import keras
 
-    saved = np.load(args.saved / "relabel_inputs.npz")
+    saved = np.load(args.saved / "split.npz")
     data = load_training_data(args.data, progress=False)
     val = saved["val"]
     x, y = data.images[val].astype(np.float32), data.clean_labels[val]
@@ -54,13 +53,6 @@ def main() -> None:
     for name, views in candidates.items():
         print(f"| {name} | {np.mean(logits(views).argmax(1) == y):.4f} |")
 
-    probs, transition, noisy = saved["probs"][val], saved["transition"], saved["noisy"][val]
-    if transition.size:  # P(ỹ is right | x, ỹ) = P(y = ỹ | x) T[ỹ, ỹ] / Σ_i P(y = i | x) T[i, ỹ]
-        right = probs[np.arange(len(y)), noisy] * transition[noisy, noisy] / (probs * transition[:, noisy].T).sum(1)
-        print("\n| keep a noisy label when P(right) ≥ | share kept | kept labels right |\n|---:|---:|---:|")
-        for tau in (0.3, 0.5, 0.7, 0.9):
-            keep = right >= tau
-            print(f"| {tau} | {keep.mean():.3f} | {np.mean(noisy[keep] == y[keep]):.3f} |")
 
 
 if __name__ == "__main__":

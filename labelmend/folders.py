@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from labelmend.bundle_format import MAX_CLASSES
 from labelmend.errors import DataError
 
-N_CLASSES = 10            # the client's K (CIFAR-style classes)
-MAX_CLASSES = 100
 TRAIN_IMAGES, NOISY_CSV, CLEAN_CSV = "images", "noisy_labels.csv", "clean_labels.csv"
 CLASS_NAMES_TXT = "class_names.txt"
 VERIFIED_CSV = "verified_labels.csv"

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from labelmend.bundle_format import IMAGE_SHAPE
 from labelmend.errors import InputError, InputTypeError
 
-IMAGE_SHAPE = (32, 32, 3)
 _H, _W, _C = IMAGE_SHAPE
 _RANGE_HINT = "expected RGB values in [0, 255]; if your image is scaled to [0, 1] multiply by 255"
 _DTYPE_KINDS_OK = "uif"  # unsigned int, signed int, float

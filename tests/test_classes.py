@@ -12,8 +12,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from labelmend.train import noise  # noqa: E402
-
+from labelmend import benchmarking  # noqa: E402
 from labelmend.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -37,7 +36,7 @@ def _coloured(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
 def _dataset(root, *, k: int, n: int, n_clean: int, names, transition, seed=0):
     y = np.arange(n) % k
     np.random.default_rng(seed).shuffle(y)
-    noisy = noise.simulate_noise(y, transition, seed=seed + 1)
+    noisy = benchmarking.simulate_noise(y, transition, seed=seed + 1)
     noisy[:k] = np.arange(k)  # every class occurs among the noisy labels
     (root / "images").mkdir(parents=True)
     factory._write_numbered(root / "images", "", _coloured(y, k, seed))
@@ -58,9 +57,9 @@ def _test_dir(root, *, k: int, n: int):
 
 
 @pytest.mark.parametrize("k, names, n_clean, transition", [
-    (4, ("cat", "dog", "car", "truck"), 40, noise.pair_flip(4, 0.4, {0: 1, 1: 0, 2: 3, 3: 2})),
-    (25, None, 150, noise.symmetric(25, 0.5)),
-    (4, ("cat", "dog", "car", "truck"), None, noise.symmetric(4, 0.5)),   # no clean labels at all
+    (4, ("cat", "dog", "car", "truck"), 40, benchmarking.pair_flip(4, 0.4, {0: 1, 1: 0, 2: 3, 3: 2})),
+    (25, None, 150, benchmarking.symmetric(25, 0.5)),
+    (4, ("cat", "dog", "car", "truck"), None, benchmarking.symmetric(4, 0.5)),   # no clean labels at all
 ], ids=["4-classes-pair-flip", "25-classes-symmetric", "4-classes-no-clean-labels"])
 def test_k_classes_train_export_evaluate_predict(tmp_path, capsys, k, names, n_clean, transition):
     data, test = tmp_path / "data", tmp_path / "test"
@@ -99,7 +98,7 @@ def test_k_classes_train_export_evaluate_predict(tmp_path, capsys, k, names, n_c
 
 def test_a_test_label_beyond_the_bundles_classes_is_a_clear_error(tmp_path, capsys):
     data, test = tmp_path / "data", tmp_path / "test"
-    _dataset(data, k=4, n=48, n_clean=16, names=None, transition=noise.symmetric(4, 0.3))
+    _dataset(data, k=4, n=48, n_clean=16, names=None, transition=benchmarking.symmetric(4, 0.3))
     y = _test_dir(test, k=5, n=10)  # class 4 does not exist in a 4-class bundle
     assert main(["--quiet", "train", "--data", str(data), "--out", str(tmp_path / "run"), "--models", "baseline"]) == 0
     assert main(["--quiet", "export", "--run", str(tmp_path / "run"), "--bundle", str(tmp_path / "b")]) == 0

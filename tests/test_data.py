@@ -15,6 +15,7 @@ import pytest
 from labelmend.runtime.png import read_png
 from labelmend.train import data as D
 
+from labelmend import evaluate
 from labelmend.errors import DataError
 
 
@@ -76,14 +77,20 @@ def test_clean_labels_optional(tmp_path):
     np.testing.assert_array_equal(data.images, w.images)
 
 
+def _load_test_folder(root):
+    """The test layout as `labelmend evaluate` reads it: (images, labels, PNG paths)."""
+    paths, labels = D.test_files(root)
+    return evaluate.read_images(paths), labels, paths
+
+
 def test_round_trip_test_layout(test_dir):
     paths, labels = D.test_files(test_dir.root)
     assert [p.name for p in paths] == [f"test{i:05d}.png" for i in range(1, 9)]
     np.testing.assert_array_equal(labels, test_dir.labels)
-    td = D.load_test_data(test_dir.root, progress=False)
-    np.testing.assert_array_equal(td.images, test_dir.images)
-    np.testing.assert_array_equal(td.labels, test_dir.labels)
-    assert td.paths == tuple(paths)
+    images, labels, read_paths = _load_test_folder(test_dir.root)
+    np.testing.assert_array_equal(images, test_dir.images)
+    np.testing.assert_array_equal(labels, test_dir.labels)
+    assert read_paths == paths
 
 
 def test_extra_non_png_files_are_ignored(train_dir):
@@ -217,7 +224,7 @@ def test_hostile_png_in_test_folder(test_dir, kind):
     bad = test_dir.paths[2]
     factory.hostile_png(kind, bad)
     with pytest.raises(DataError, match=name_re(bad)):
-        D.load_test_data(test_dir.root, progress=False)
+        _load_test_folder(test_dir.root)
 
 
 def test_hostile_png_is_not_cached_as_good(train_dir, monkeypatch):
@@ -413,7 +420,7 @@ def test_bad_label_files_in_test_layout(test_dir, case):
     content, pattern = BAD_CSV[case]
     (test_dir.root / "test_labels.csv").write_bytes(content)
     with pytest.raises(DataError, match="^" + name_re(test_dir.root / "test_labels.csv") + pattern):
-        D.load_test_data(test_dir.root, progress=False)
+        _load_test_folder(test_dir.root)
 
 
 def test_crlf_bom_labels_in_training_layout(train_dir):

@@ -92,7 +92,7 @@ rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 model = trainer.model(10, images)
 before = [v.numpy().copy() for v in model.trainable_variables]
-trainer.fit(model, TrainingTargets(images, cnn.one_hot(rng.integers(0, 10, 64)), np.zeros(64, bool)), steps=4,
+trainer.fit(model, TrainingTargets(images, cnn.one_hot(rng.integers(0, 10, 64), 10), np.zeros(64, bool)), steps=4,
             name="t", desc="t")
 moved = 0.0
 for v, b in zip(model.trainable_variables, before):

@@ -1,10 +1,13 @@
-"""Transition-matrix estimation and posterior / forward correction on synthetic labels with known noise."""
+"""Transition-matrix estimation, posterior / forward correction and the benchmarks' noise generators, on synthetic
+labels with known noise."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from labelmend.train import noise
+
+from labelmend import benchmarking
 
 K = 10
 
@@ -30,13 +33,13 @@ def test_estimate_recovers_known_transition_matrix(t_true):
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 50_000)
     noisy = _corrupt(y, t_true, rng)
-    t_hat = noise.estimate_transition_matrix(y, noisy, prior_strength=0)
+    t_hat = noise.estimate_transition_matrix(y, noisy, n_classes=K, prior_strength=0)
     np.testing.assert_allclose(t_hat.sum(axis=1), 1.0)
     assert np.abs(t_hat - t_true).max() < 0.02
 
 
 def test_prior_removes_zeros_and_rows_sum_to_one():
-    t_hat = noise.estimate_transition_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), prior_strength=1.0)
+    t_hat = noise.estimate_transition_matrix(np.array([0, 0, 1]), np.array([0, 1, 1]), n_classes=K, prior_strength=1.0)
     assert (t_hat > 0).all()
     np.testing.assert_allclose(t_hat.sum(axis=1), 1.0)
 
@@ -53,7 +56,7 @@ def test_class_never_seen_without_prior_is_an_error():
 ])
 def test_bad_labels_are_refused(bad, match):
     with pytest.raises(ValueError, match=match):
-        noise.estimate_transition_matrix(bad, np.array([0, 1]))
+        noise.estimate_transition_matrix(bad, np.array([0, 1]), n_classes=K)
 
 
 def test_posterior_correction_is_bayes_rule():
@@ -111,30 +114,30 @@ def test_prior_shrinks_small_trusted_sets_towards_symmetric_noise_not_uniform():
     t_true = _symmetric(0.6)
     y = rng.integers(0, K, 200)  # 20 pairs per row
     noisy = _corrupt(y, t_true, rng)
-    t_hat = noise.estimate_transition_matrix(y, noisy, prior_strength=5.0)
+    t_hat = noise.estimate_transition_matrix(y, noisy, n_classes=K, prior_strength=5.0)
     # a uniform prior would pull the diagonal towards 0.1; this one keeps it near the pooled agreement (~0.4)
     assert 0.3 < np.mean(np.diag(t_hat)) < 0.5
     # a class with no trusted pair gets the symmetric row at the pooled rate
-    t_missing = noise.estimate_transition_matrix(y[y != 3], noisy[y != 3], prior_strength=5.0)
+    t_missing = noise.estimate_transition_matrix(y[y != 3], noisy[y != 3], n_classes=K, prior_strength=5.0)
     row = t_missing[3]
     assert row[3] == pytest.approx(np.mean(noisy[y != 3] == y[y != 3]), abs=0.02)
     np.testing.assert_allclose(np.delete(row, 3), (1 - row[3]) / (K - 1))
 
 
-@pytest.mark.parametrize("t_true", [noise.symmetric(K, 0.6), noise.pair_flip(K, 0.4),
-                                    noise.pair_flip(4, 0.45, {0: 1, 1: 0, 2: 3, 3: 2})])
+@pytest.mark.parametrize("t_true", [benchmarking.symmetric(K, 0.6), benchmarking.pair_flip(K, 0.4),
+                                    benchmarking.pair_flip(4, 0.45, {0: 1, 1: 0, 2: 3, 3: 2})])
 def test_simulate_noise_follows_the_transition_matrix(t_true):
     k = t_true.shape[0]
     y = np.random.default_rng(0).integers(0, k, 100_000)
-    noisy = noise.simulate_noise(y, t_true, seed=1)
+    noisy = benchmarking.simulate_noise(y, t_true, seed=1)
     counted = noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0)
     assert np.abs(counted - t_true).max() < 0.015
-    assert np.array_equal(noisy, noise.simulate_noise(y, t_true, seed=1))  # seeded
+    assert np.array_equal(noisy, benchmarking.simulate_noise(y, t_true, seed=1))  # seeded
 
 
 def test_simulate_noise_refuses_a_matrix_that_is_not_row_stochastic():
     with pytest.raises(ValueError, match="row-stochastic"):
-        noise.simulate_noise(np.array([0, 1]), np.array([[0.5, 0.6], [0.0, 1.0]]))
+        benchmarking.simulate_noise(np.array([0, 1]), np.array([[0.5, 0.6], [0.0, 1.0]]))
 
 
 @settings(max_examples=40, deadline=None)
@@ -143,7 +146,7 @@ def test_confusion_noise_flips_the_most_confusable_images_to_their_likeliest_wro
     rng = np.random.default_rng(seed)
     y = rng.integers(0, k, n)
     probs = rng.dirichlet(np.ones(k), n)
-    noisy = noise.confusion_noise(y, probs, rate)
+    noisy = benchmarking.confusion_noise(y, probs, rate)
     flipped = noisy != y
     assert flipped.sum() == round(rate * n)  # exactly the asked share, every flip to another class
     wrong = probs.copy()
@@ -160,7 +163,7 @@ def test_confusion_noise_is_asymmetric_where_the_classifier_confuses_two_classes
     probs[np.arange(4000), y] = 0.6
     confusable = np.isin(y, [0, 1]) & (rng.random(4000) < 0.5)  # half of classes 0 and 1 look like the other
     probs[confusable, 1 - y[confusable]] = 0.3
-    t = noise.estimate_transition_matrix(y, noise.confusion_noise(y, probs, 0.2), n_classes=4, prior_strength=0)
+    t = noise.estimate_transition_matrix(y, benchmarking.confusion_noise(y, probs, 0.2), n_classes=4, prior_strength=0)
     assert t[0, 1] > 0.35 and t[1, 0] > 0.35  # the confused pair swaps labels ...
     np.testing.assert_allclose(np.diag(t)[2:], 1.0)  # ... and the classes nobody confuses keep theirs
 
@@ -173,22 +176,7 @@ def test_confusion_noise_is_asymmetric_where_the_classifier_confuses_two_classes
 ])
 def test_confusion_noise_errors(labels, probs, rate, match):
     with pytest.raises(ValueError, match=match):
-        noise.confusion_noise(labels, probs, rate)
-
-
-@pytest.mark.parametrize("t_true", [noise.symmetric(K, 0.6), noise.pair_flip(K, 0.4)])
-def test_anchor_points_recover_t_from_a_perfect_noisy_label_classifier(t_true):
-    """If P(ỹ | x) = P(y | x) @ T exactly and some images are surely of their class, the anchors give T back."""
-    rng = np.random.default_rng(0)
-    clean_probs = rng.dirichlet(np.full(K, 0.3), size=5000)
-    clean_probs[:K * 20] = np.repeat(np.eye(K), 20, axis=0)  # 20 sure images per class (under 3 % of the data)
-    t_hat = noise.estimate_transition_from_probs(clean_probs @ t_true, quantile=0.999)
-    assert np.abs(t_hat - t_true).max() < 0.05
-
-
-def test_transition_errors():
-    with pytest.raises(ValueError, match="noisy_probs must have shape"):
-        noise.estimate_transition_from_probs(np.ones(3))
+        benchmarking.confusion_noise(labels, probs, rate)
 
 
 @settings(max_examples=25, deadline=None)
@@ -197,7 +185,8 @@ def test_confident_labels_are_classes_above_their_threshold(seed, k, rate):
     """Every confident label is the most probable class among those at or above their class threshold."""
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(k), size=200)
-    noisy = noise.simulate_noise(rng.integers(0, k, 200), noise.symmetric(k, rate * (k - 1) / k), seed=seed)
+    noisy = benchmarking.simulate_noise(rng.integers(0, k, 200), benchmarking.symmetric(k, rate * (k - 1) / k),
+                                        seed=seed)
     confident, thresholds = noise.confident_labels(probs, noisy)
     assert confident.shape == (200,) and thresholds.shape == (k,)
     for n in range(200):
@@ -208,13 +197,13 @@ def test_confident_labels_are_classes_above_their_threshold(seed, k, rate):
     assert np.all(thresholds[~labelled] == 1.0)
 
 
-@pytest.mark.parametrize("t_true", [noise.symmetric(K, 0.6), noise.pair_flip(K, 0.4)])
+@pytest.mark.parametrize("t_true", [benchmarking.symmetric(K, 0.6), benchmarking.pair_flip(K, 0.4)])
 def test_confident_labels_find_the_wrong_labels_of_an_underconfident_classifier(t_true):
     """A classifier of the noisy label, P(ỹ | x) = P(y | x) @ T, blurred and under-confident, still points at the
     true class above its threshold: the labels confident learning flags are mostly the wrong ones."""
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, 20000)
-    noisy = noise.simulate_noise(y, t_true, seed=1)
+    noisy = benchmarking.simulate_noise(y, t_true, seed=1)
     clean_probs = 0.6 * np.eye(K)[y] + 0.4 * rng.dirichlet(np.ones(K), size=len(y))
     confident, _ = noise.confident_labels(clean_probs @ t_true, noisy)
     flagged = (confident >= 0) & (confident != noisy)
@@ -241,14 +230,14 @@ def test_sampled_confusion_noise_hits_its_rate_and_only_flips_to_confusable_clas
     probs = rng.dirichlet(np.ones(k), n)
     probs[rng.random((n, k)) < 0.3] = 0.0  # some classes are never confused with an image's
     probs[np.arange(n), y] += 0.1  # every row has mass; some have none on any wrong class
-    noisy = noise.sampled_confusion_noise(y, probs, rate, seed=seed)
+    noisy = benchmarking.sampled_confusion_noise(y, probs, rate, seed=seed)
     flipped = noisy != y
     mass = probs.sum(1) - probs[np.arange(n), y]
     attainable = np.mean(mass > 0)  # an image no class is confused with is never flipped
     assert abs(flipped.mean() - min(rate, attainable)) < 0.04
     assert np.all(probs[flipped, noisy[flipped]] > 0)  # only to a class the classifier confuses it with
     assert not flipped[mass == 0].any()
-    np.testing.assert_array_equal(noisy, noise.sampled_confusion_noise(y, probs, rate, seed=seed))  # seeded
+    np.testing.assert_array_equal(noisy, benchmarking.sampled_confusion_noise(y, probs, rate, seed=seed))  # seeded
 
 
 def test_sampled_confusion_noise_errs_more_on_ambiguous_images_and_towards_the_confused_class():
@@ -259,7 +248,7 @@ def test_sampled_confusion_noise_errs_more_on_ambiguous_images_and_towards_the_c
     probs = np.full((n, 4), 0.02)
     probs[np.arange(n), y] = np.where(ambiguous, 0.5, 0.94)
     probs[ambiguous, (y[ambiguous] + 1) % 4] = 0.46  # ambiguous images look like the next class
-    noisy = noise.sampled_confusion_noise(y, probs, 0.3, seed=1)
+    noisy = benchmarking.sampled_confusion_noise(y, probs, 0.3, seed=1)
     assert (noisy != y)[ambiguous].mean() > 5 * (noisy != y)[~ambiguous].mean()
     wrong_amb = noisy[ambiguous & (noisy != y)]
     assert np.mean(wrong_amb == (y[ambiguous & (noisy != y)] + 1) % 4) > 0.85
@@ -273,7 +262,7 @@ def test_sampled_confusion_noise_errs_more_on_ambiguous_images_and_towards_the_c
 ])
 def test_sampled_confusion_noise_errors(labels, probs, rate, match):
     with pytest.raises(ValueError, match=match):
-        noise.sampled_confusion_noise(labels, probs, rate)
+        benchmarking.sampled_confusion_noise(labels, probs, rate)
 
 
 @settings(max_examples=40, deadline=None)
@@ -282,11 +271,11 @@ def test_sampled_confusion_distribution_is_what_the_noise_draws_from(seed, k, ra
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(k), 5)
     labels = rng.integers(0, k, 5)
-    dist = noise.sampled_confusion_distribution(labels, probs, rate)
+    dist = benchmarking.sampled_confusion_distribution(labels, probs, rate)
     assert np.allclose(dist.sum(1), 1.0) and np.all(dist >= 0)
     assert np.mean(1 - dist[np.arange(5), labels]) == pytest.approx(rate, abs=1e-6)
     # 4,000 copies of the 5 images: each image's label frequencies follow its row
     many = np.repeat(np.arange(5), 4000)
-    noisy = noise.sampled_confusion_noise(labels[many], probs[many], rate, seed=seed)
+    noisy = benchmarking.sampled_confusion_noise(labels[many], probs[many], rate, seed=seed)
     freq = np.stack([np.bincount(noisy[many == i], minlength=k) / 4000 for i in range(5)])
     assert np.abs(freq - dist).max() < 0.04

@@ -13,16 +13,14 @@ import weakref
 
 import numpy as np
 
+from labelmend.bundle_format import IMAGE_SHAPE
+
 HYP = {
     "net": {
         "width": 16,             # channels of the first block; later 2x, 4x, 8x (16: ~900 img/s on 2 cores)
         "gpu_width": 64,         # the width used when TensorFlow sees a GPU (same budget buys far more there)
         "logit_scale": 0.125,    # multiplies the pooled features before the classifier (airbench's 1/8): keeps the
                                  # initial logits small, which a max-pooled ResNet needs to train stably at high LR
-        "whiten": True,          # first layer = frozen 2x2 patch-whitening filters of the training images (airbench):
-                                 # it speeds up early training (measured in BENCHMARKS.md, training engine)
-        "dirac": True,           # the other convs start as identity on their first in-channels filters (airbench):
-                                 # lets the deep stack train at high LR from the first step
     },
     "opt": {
         "batch_size": 256,       # images per step and replica; larger batches are faster per image on CPU
@@ -70,31 +68,28 @@ def _conv_bn_relu(x, channels: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def make_model(*, width: int = HYP["net"]["width"], logit_scale: float = HYP["net"]["logit_scale"], n_classes: int = 10,
-               seed: int = 0, whiten_images: np.ndarray | None = None, dirac: bool = False):
+def make_model(images: np.ndarray, *, n_classes: int, width: int = HYP["net"]["width"],
+               logit_scale: float = HYP["net"]["logit_scale"], seed: int = 0):
     """ResNet-9-style CNN: raw RGB (N, 32, 32, 3) float32 in [0, 255] → logits (N, n_classes).
 
-    Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values. ``whiten_images``
-    (uint8 training images) makes the first layer frozen 2x2 patch-whitening filters computed from them
-    (:func:`whitening_filters`); ``dirac`` starts the other convolutions as identities (:func:`dirac_init`).
+    Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values. Two of airbench's
+    parts that speed up early training: the first layer is frozen 2x2 patch-whitening filters of ``images`` (uint8
+    training images; :func:`whitening_filters`), and the other convolutions start as identities (:func:`dirac_init`),
+    so the deep stack trains at a high learning rate from the first step.
     """
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((32, 32, 3), name="images")
+    inputs = keras.Input(IMAGE_SHAPE, name="images")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
-    if whiten_images is not None:
-        # as many ± filter pairs as the width asks for, at most the 12 dimensions of a 2x2x3 patch (airbench: 24)
-        n_whiten = max(2, min(width, 2 * WHITEN_PATCH * WHITEN_PATCH * 3) // 2 * 2)
-        whiten = layers.Conv2D(n_whiten, WHITEN_PATCH, padding="same", use_bias=False, trainable=False,
-                               name="prep_conv")
-        x = whiten(x)
-        whiten.kernel.assign(whitening_filters(whiten_images, n_whiten, patch=WHITEN_PATCH))
-        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn")(x)
-        x = layers.ReLU(name="prep_relu")(x)
-    else:
-        x = _conv_bn_relu(x, width, "prep")
+    # as many ± filter pairs as the width asks for, at most the 12 dimensions of a 2x2x3 patch (airbench: 24)
+    n_whiten = max(2, min(width, 2 * WHITEN_PATCH * WHITEN_PATCH * 3) // 2 * 2)
+    whiten = layers.Conv2D(n_whiten, WHITEN_PATCH, padding="same", use_bias=False, trainable=False, name="prep_conv")
+    x = whiten(x)
+    whiten.kernel.assign(whitening_filters(images, n_whiten, patch=WHITEN_PATCH))
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn")(x)
+    x = layers.ReLU(name="prep_relu")(x)
     x = _conv_bn_relu(x, 2 * width, "layer1")
     x = layers.MaxPooling2D(name="pool1")(x)
     r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a"), 2 * width, "res1b")
@@ -109,8 +104,7 @@ def make_model(*, width: int = HYP["net"]["width"], logit_scale: float = HYP["ne
     x = layers.Rescaling(logit_scale, name="logit_scale")(x)
     logits = layers.Dense(n_classes, name="logits")(x)
     model = keras.Model(inputs, logits, name=f"resnet9_w{width}")
-    if dirac:
-        dirac_init(model, skip=("prep_conv",) if whiten_images is not None else ())
+    dirac_init(model, skip=("prep_conv",))
     return model
 
 
@@ -186,7 +180,7 @@ def probability_function(model, *, flip_tta: bool = HYP["eval"]["flip_tta"]):
     return probabilities
 
 
-def one_hot(labels: np.ndarray, n_classes: int = 10, *, smoothing: float = 0.0) -> np.ndarray:
+def one_hot(labels: np.ndarray, n_classes: int, *, smoothing: float = 0.0) -> np.ndarray:
     """(N,) ints → (N, K) float32 targets with ``smoothing`` spread uniformly."""
     out = np.full((len(labels), n_classes), smoothing / n_classes, dtype=np.float32)
     out[np.arange(len(labels)), labels] += 1.0 - smoothing

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from labelmend.bundle_format import IMAGE_SHAPE
 from labelmend.errors import DataError
 from labelmend.folders import (  # noqa: F401  (re-exported: the layout names belong to the data API)
     CLASS_NAMES_TXT,
     CLEAN_CSV,
-    N_CLASSES,
     NOISY_CSV,
     TEST_CSV,
     TEST_IMAGES,
@@ -46,7 +46,6 @@ from labelmend.folders import (  # noqa: F401  (re-exported: the layout names be
     test_files,
 )
 
-IMAGE_SHAPE = (32, 32, 3)
 _CACHE_VERSION = "3"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -60,7 +59,7 @@ class TrainingData:
     images: np.ndarray
     noisy_labels: np.ndarray
     clean_labels: np.ndarray
-    class_names: tuple[str, ...] = tuple(str(i) for i in range(N_CLASSES))
+    class_names: tuple[str, ...]
     # verified_labels.csv: labels a person checked, images chosen by a review queue (not a random sample)
     verified_index: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     verified_labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -73,15 +72,6 @@ class TrainingData:
     @property
     def n_clean(self) -> int:
         return len(self.clean_labels)
-
-
-@dataclass(frozen=True)
-class TestData:
-    """A client test folder: ``images`` (N, 32, 32, 3) uint8 RGB, ``labels`` (N,) int64, ``paths`` of the PNGs."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    paths: tuple[Path, ...]
 
 
 # ---------------------------------------------------------------- images
@@ -251,10 +241,3 @@ def load_training_data(data_dir: str | os.PathLike, *, use_cache: bool = True, p
     images = load_images(paths, use_cache=use_cache, progress=progress, desc="decoding training images")
     return TrainingData(images=images, noisy_labels=noisy, clean_labels=clean, class_names=names,
                         verified_index=verified[0], verified_labels=verified[1], image_names=image_names)
-
-
-def load_test_data(data_dir: str | os.PathLike, *, use_cache: bool = True, progress: bool = True) -> TestData:
-    """Load the test layout described in the module docstring."""
-    paths, labels = test_files(data_dir)
-    images = load_images(paths, use_cache=use_cache, progress=progress, desc="decoding test images")
-    return TestData(images=images, labels=labels, paths=tuple(paths))

@@ -56,21 +56,6 @@ def cross_entropy(logits, target, forward=None):
     return -tf.reduce_sum(target * tf.nn.log_softmax(logits), axis=1)
 
 
-def forward_corrected_cross_entropy(transition):
-    """The loss of Patrini et al. 2017, eq. 6: where ``forward`` is True the target (a noisy label) is matched by
-    softmax(logits) @ T, the predicted distribution of the *noisy* label; elsewhere by softmax(logits)."""
-    import tensorflow as tf
-
-    T = tf.constant(transition, tf.float32)
-
-    def loss(logits, target, forward):
-        p = tf.nn.softmax(logits)
-        q = tf.where(forward[:, None], tf.matmul(p, T), p)
-        return -tf.reduce_sum(target * tf.math.log(q + 1e-7), axis=1)
-
-    return loss
-
-
 def sgd(hyp: dict):
     """Nesterov SGD with decoupled weight decay; its learning rate is set by :func:`fit` before every step."""
     import keras
@@ -241,19 +226,18 @@ class Trainer:
 
     def model(self, n_classes: int, images: np.ndarray):
         """A fresh network of the run's width, built under the strategy; ``images`` (uint8, the training images)
-        give the whitening filters when ``net.whiten`` is on."""
+        give the whitening filters."""
         net = self.hyp["net"]
         with self.strategy.scope():
-            return cnn.make_model(width=net["width"], logit_scale=net["logit_scale"], n_classes=n_classes,
-                                  seed=self.seed, whiten_images=images if net.get("whiten") else None,
-                                  dirac=net.get("dirac", False))
+            return cnn.make_model(images, n_classes=n_classes, width=net["width"], logit_scale=net["logit_scale"],
+                                  seed=self.seed)
 
     def predict_proba(self, model, images: np.ndarray) -> np.ndarray:
         return cnn.predict_proba(model, images, batch_size=self.hyp["eval"]["batch_size"],
                                  flip_tta=self.hyp["eval"]["flip_tta"])
 
     def fit(self, model, data: TrainingTargets, *, steps: int, name: str, desc: str, loss=cross_entropy,
-            lr_scale: float = 1.0, cycle: tuple[float, float] = (0.0, 1.0), deadline: float | None = None,
+            cycle: tuple[float, float] = (0.0, 1.0), deadline: float | None = None,
             epoch_images: int | None = None, epoch_offset: float = 0.0,
             val: tuple[np.ndarray, np.ndarray] | None = None, seed_offset: int = 0) -> History:
         """One learning-rate cycle (or its ``cycle`` part) of at most ``steps`` steps on ``data`` with a fresh
@@ -265,7 +249,7 @@ class Trainer:
                           flip=aug["flip"], translate_px=aug["translate_px"], replicas=self.replicas)
         callbacks = [] if val is None else [validation_callback(model, *val, batch_size=self.hyp["eval"]["batch_size"])]
         return fit(model, batches, steps=steps, loss=loss, optimizer=optimizer, strategy=self.strategy,
-                   peak_lr=distribute.peak_learning_rate(self.hyp, self.replicas) * lr_scale,
+                   peak_lr=distribute.peak_learning_rate(self.hyp, self.replicas),
                    warmup_frac=opt["warmup_frac"], deadline=self.deadline if deadline is None else deadline,
                    epoch_offset=epoch_offset, callbacks=callbacks, progress=self.progress, desc=desc,
                    checkpoint=None if self.checkpoints is None else Path(self.checkpoints) / name,

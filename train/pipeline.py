@@ -59,7 +59,7 @@ def configure_tensorflow(seed: int) -> str:
     return "gpu" if gpus else "cpu"
 
 
-def calibrate(images: np.ndarray, trainer) -> tuple[float, float]:
+def calibrate(images: np.ndarray, n_classes: int, trainer) -> tuple[float, float]:
     """Wall seconds of one training step of the real network, input pipeline and strategy on this machine, and of
     predicting one image (as judging every label does)."""
     from labelmend.train.cnn import one_hot
@@ -67,8 +67,8 @@ def calibrate(images: np.ndarray, trainer) -> tuple[float, float]:
     from labelmend.train.loop import WARM_UP_STEPS
 
     n = min(len(images), trainer.batch_size * 4)
-    data = TrainingTargets(images[:n], one_hot(np.zeros(n, np.int64)), np.zeros(n, bool))
-    model = trainer.model(10, images[:n])
+    data = TrainingTargets(images[:n], one_hot(np.arange(n) % n_classes, n_classes), np.zeros(n, bool))
+    model = trainer.model(n_classes, images[:n])
     hist = trainer.fit(model, data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration", desc="calibration")
     trainer.predict_proba(model, images[:8])  # traces the inference function
     t0 = time.monotonic()
@@ -310,7 +310,7 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
     elif epochs is not None:
         steps, sps = budget.steps_for_epochs(n_train, epochs, min(trainer.batch_size, n_train)), None
     else:
-        sps, seconds_per_image = calibrate(data.images, trainer)
+        sps, seconds_per_image = calibrate(data.images, data.n_classes, trainer)
         try:
             plan = budget.plan_cnn_steps(time_budget_s=time_budget_s, elapsed_s=time.monotonic() - t_start,
                                          seconds_per_step=sps, n_models=len(cnns),
