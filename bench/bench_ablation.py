@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from labelmend.train import cnn
 from labelmend.train.data import load_training_data
+from labelmend.train.distribute import configure_tensorflow
 from labelmend.train.loop import Trainer
-from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import DEFAULT_VAL_FRACTION, Split, Task
 
 from labelmend import registry

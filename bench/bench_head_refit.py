@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from bench_noise_grid import ANNOTATOR_STEPS, INSTANCE_NOISE, N_VAL, NOISE, grid_images, grid_noise  # sibling
 from labelmend.train.data import load_training_data
+from labelmend.train.distribute import configure_tensorflow
 from labelmend.train.loop import Trainer
 from labelmend.train.methods import forward_confident, noisy_ce
-from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import Split, Task
 from scipy.optimize import minimize
 from scipy.special import softmax

@@ -34,9 +34,9 @@ import numpy as np
 from bench_ablation import parse_overrides  # a sibling script (bench/ is on sys.path)
 from labelmend.train import noise
 from labelmend.train.data import load_training_data
+from labelmend.train.distribute import configure_tensorflow
 from labelmend.train.loop import Trainer
 from labelmend.train.methods import forward_confident, noisy_ce
-from labelmend.train.pipeline import configure_tensorflow
 from labelmend.train.task import Split, Task
 
 from labelmend import benchmarking

@@ -80,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from labelmend.train.pipeline import configure_tensorflow
+    from labelmend.train.distribute import configure_tensorflow
 
     configure_tensorflow(0)
     from labelmend.train import cnn

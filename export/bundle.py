@@ -8,31 +8,19 @@ and feed each model (see :mod:`labelmend.bundle_format`).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 from labelmend.export.onnx_models import baseline_to_onnx, cnn_to_onnx
-from labelmend.train.run import CALIBRATION, PARITY_IMAGES, RUN_JSON, VALIDATION, library_versions
 
 import labelmend
 from labelmend import registry
 from labelmend._atomic import atomic_directory
 from labelmend.bundle_format import FORMAT, FORMAT_VERSION, read_manifest, sha256_file, write_manifest
 from labelmend.errors import DataError
-
-
-def read_run(run_dir: str | os.PathLike) -> dict:
-    """The run's ``run.json``, with a clear error if ``run_dir`` is not a finished training run."""
-    path = Path(run_dir) / RUN_JSON
-    if not path.is_file():
-        raise DataError(f"{path}: not found; {run_dir} is not a finished `labelmend train` run")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: corrupt run record ({exc})") from None
+from labelmend.run_format import CALIBRATION, PARITY_IMAGES, VALIDATION, library_versions, read_run
 
 
 def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, models: list[str] | None = None,
@@ -49,13 +37,13 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
-    available = list(run["models"])
+    available = list(run.models)
     models = models or available
     unknown = [m for m in models if m not in available]
     if unknown:
         raise DataError(f"{run_dir}: run has no model {unknown[0]!r}; it has {available}")
     quantized = [m for m in models if m != registry.BASELINE] if int8 else []
-    for needed in [PARITY_IMAGES, *(run["models"][m]["file"] for m in models),
+    for needed in [PARITY_IMAGES, *(run.models[m].file for m in models),
                    *([VALIDATION, CALIBRATION] if quantized else [])]:
         if not (run_dir / needed).is_file():
             raise DataError(f"{run_dir / needed}: missing from the run directory; train again")
@@ -70,8 +58,8 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
     with atomic_directory(bundle_dir) as tmp, progress_bar(total=len(models), desc="exporting to ONNX", unit="model",
                                                             disable=not progress) as bar:
         for name in models:
-            record = run["models"][name]
-            src = run_dir / record["file"]
+            record = run.models[name]
+            src = run_dir / record.file
             if name == registry.BASELINE:
                 from labelmend.train.baseline import histogram_features
 
@@ -83,7 +71,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
                 import keras
 
                 model = keras.models.load_model(src, compile=False)
-                tta = record["training"].get("flip_tta", True) if flip_tta is None else flip_tta
+                tta = record.training.get("flip_tta", True) if flip_tta is None else flip_tta
                 data, spec = cnn_to_onnx(model, parity_images, flip_tta=tta)
                 spec["preprocessing"] = "raw_rgb"
                 if name in quantized:
@@ -99,18 +87,18 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
                 "sha256": sha256_file(tmp / file),
                 "size_bytes": len(data),
                 "description": registry.summary(name) if name in registry.MODEL_NAMES else name,
-                "training": record.get("training", {}),
-                "validation": record.get("validation", {}),
+                "training": record.training,
+                "validation": record.validation,
             }
             if "quantization" in spec["export"]:
                 q = spec["export"]["quantization"]
                 entries[name]["validation"] = {**entries[name]["validation"], "accuracy": q["val_accuracy_int8"],
                                                "note": "int8 graph, scored at export on the run's validation images "
                                                        f"(float32 graph: {q['val_accuracy_fp32']:.4f})"}
-            elif spec["export"].get("flip_tta", True) != record["training"].get("flip_tta", True):
+            elif spec["export"].get("flip_tta", True) != record.training.get("flip_tta", True):
                 entries[name]["validation"] = {**entries[name]["validation"], "note": (
                     "measured during training with flip_tta={}; this graph has flip_tta={}: run "
-                    "`labelmend evaluate` for its own figure".format(record["training"].get("flip_tta", True),
+                    "`labelmend evaluate` for its own figure".format(record.training.get("flip_tta", True),
                                                                       spec["export"]["flip_tta"]))}
             bar.update(1)
         manifest = {
@@ -118,12 +106,11 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
             "format_version": FORMAT_VERSION,
             "labelmend_version": labelmend.__version__,
             "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "class_names": list(run.get("class_names") or labelmend.CLASS_NAMES),  # runs before K became general
+            "class_names": list(run.class_names),
             "default_model": registry.default_model(entries),
             "library_versions": library_versions(),
-            "source_run": {"path": str(run_dir.resolve()), "seed": run.get("seed"),
-                           "git_revision": run.get("git_revision"),
-                           "validation_split": run.get("split", {})},
+            "source_run": {"path": str(run_dir.resolve()), "seed": run.seed, "git_revision": run.git_revision,
+                           "validation_split": run.split},
             "models": entries,
         }
         write_manifest(tmp, manifest)

@@ -1,4 +1,4 @@
-"""Write an output directory so that it appears whole or not at all.
+"""Write an output directory (or one JSON file) so that it appears whole or not at all.
 
 ``with atomic_directory(path) as tmp:`` — write everything into ``tmp`` (a hidden sibling of ``path``); on a clean
 exit ``tmp`` replaces ``path`` by rename, on any exception the previous ``path`` is left exactly as it was and
@@ -35,3 +35,18 @@ def atomic_directory(path: str | os.PathLike):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     commit_directory(tmp, final)
+
+
+def write_json(path: str | os.PathLike, obj, *, sort_keys: bool = False) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` through a temporary sibling and a rename, so a reader (or a
+    process killed mid-write) never sees half a file; returns the path."""
+    import json
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

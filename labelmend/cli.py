@@ -13,7 +13,7 @@ from pathlib import Path
 
 from labelmend import __version__, registry
 from labelmend.errors import LabelmendError
-from labelmend.train.task import DEFAULT_VAL_FRACTION
+from labelmend.run_format import DEFAULT_VAL_FRACTION
 
 SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")

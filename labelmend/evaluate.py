@@ -86,27 +86,9 @@ def read_images(paths: list[Path]) -> np.ndarray:
 
 
 def _plot_confusion(cm: np.ndarray, path: Path, class_names: list[str], *, title: str) -> None:
-    import matplotlib
+    """Confusion matrix: each row's rates as colour, the counts written in."""
+    from labelmend.plots import heatmap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(class_names)
-    size = max(6.5, 0.35 * k)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
     rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), class_names, rotation=90 if k > 10 else 45, fontsize=7 if k > 10 else 9)
-    ax.set_yticks(range(k), class_names, fontsize=7 if k > 10 else 9)
-    if k <= 20:  # counts stay legible
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    heatmap(rates, path, class_names=class_names, text=cm, xlabel="predicted", ylabel="true", title=title,
+            cmap="Blues")

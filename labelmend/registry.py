@@ -2,8 +2,9 @@
 
 Every part that names models reads them from here: the CLI's ``--models``, the training pipeline's dispatch, the run
 directory's files, the bundle's descriptions and default model, evaluation order and reports. A new method is one
-module under ``labelmend.train.methods`` (exposing ``train(task, trainer)``; see ``noisy_ce`` for the smallest one)
-plus one line in :data:`METHODS`.
+module under ``labelmend.train.methods`` (exposing ``train(task, trainer, *, steps)`` and, if it has more to say than
+its accuracy, ``report_section(name, report, run, reports_dir)``; see ``noisy_ce`` for the smallest one) plus one
+line in :data:`METHODS`.
 
 Pure Python: the runtime and ``labelmend evaluate`` read it without TensorFlow installed.
 """
@@ -29,6 +30,12 @@ class Method:
     def trainer(self):
         """The method's ``train(task, trainer, *, steps) -> (model, report)`` (imports TensorFlow)."""
         return importlib.import_module(self.module).train
+
+    def report_section(self, name: str, report: dict, run, reports_dir) -> list[str]:
+        """The method's own Markdown lines for report.md (and any PNG it draws into ``reports_dir``) from the report
+        its ``train`` returned; none if the module has no ``report_section``."""
+        render = getattr(importlib.import_module(self.module), "report_section", None)
+        return [] if render is None else list(render(name, report, run, reports_dir))
 
     def hyperparameters(self) -> dict:
         """The method's own hyperparameters (its module's ``HYP``; {} if it has none)."""

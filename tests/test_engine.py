@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_new_method_is_one_file_and_one_registry_line(tmp_path, monkeypatch):
-    """Register tests/_toy_method.py; train, export and predict with it, with nothing else changed."""
+    """Register tests/_toy_method.py; train, report (its own section), export and predict with it, with nothing else
+    changed."""
     from labelmend.export.bundle import export_bundle
     from labelmend.runtime import load
     from labelmend.train.pipeline import train
@@ -30,8 +31,12 @@ def test_a_new_method_is_one_file_and_one_registry_line(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "MODEL_NAMES", (*registry.MODEL_NAMES, "toy"))
     w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=30)
     record = train(w.root, tmp_path / "run", models=["baseline", "toy"], epochs=1, width=4, progress=False)
-    assert record["models"]["toy"]["training"]["method_hyperparameters"] == {"smoothing": 0.0}
+    assert record.models["toy"].training["method_hyperparameters"] == {"smoothing": 0.0}
     assert (tmp_path / "run" / "toy.keras").is_file()
+    disagreement = record.models["toy"].training["disagreement"]
+    report = (tmp_path / "run" / "reports" / "report.md").read_text(encoding="utf-8")
+    assert f"## Toy method (toy)\n\nIt disagrees with {100 * disagreement:.1f} % of its 10-class" in report
+    assert (tmp_path / "run" / "reports" / "toy_toy.txt").read_text() == f"{disagreement:.4f}\n"
     manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", progress=False)
     assert manifest["models"]["toy"]["description"] == "noisy labels, hard targets"
     proba = load(tmp_path / "bundle", "toy").predict_proba(w.images[:4])
@@ -80,7 +85,7 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_and_exports(tmp_path):
 
 _REPLICA_CHECK = """
 import numpy as np
-from labelmend.train.pipeline import configure_tensorflow
+from labelmend.train.distribute import configure_tensorflow
 configure_tensorflow(0)
 from labelmend.train import cnn, distribute, loop
 from labelmend.train.inputs import TrainingTargets

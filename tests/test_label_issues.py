@@ -181,7 +181,7 @@ def test_train_with_bad_verified_labels_is_one_line_and_writes_nothing(tmp_path,
 def test_issues_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["issues", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "not a labelmend run" in err[0]
+    assert len(err) == 1 and "is not a finished `labelmend train` run" in err[0]
 
 
 # ---- a real run ---------------------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from labelmend.train.pipeline import _paired_comparisons
 from labelmend.train.reports import write_summary
-from labelmend.train.task import paired_difference
+from labelmend.train.task import paired_comparisons, paired_difference
+
+from labelmend.run_format import ModelRecord, RunRecord
 
 
 @settings(max_examples=60, deadline=None)
@@ -24,7 +25,10 @@ def test_paired_difference_is_the_accuracy_difference_with_a_paired_standard_err
     assert paired_difference(a, a, labels)["standard_error"] == 0.0
 
 
-def test_the_report_says_when_weak_supervision_is_not_a_clear_gain(tmp_path):
+def test_the_report_says_when_weak_supervision_is_not_a_clear_gain(tmp_path, monkeypatch):
+    from labelmend import registry
+
+    monkeypatch.setattr(registry.Method, "report_section", lambda *args: [])  # these runs have no method reports
     labels = np.arange(1000) % 10
     model1 = labels.copy()
     model1[:250] = (labels[:250] + 1) % 10                        # 75.0 % right
@@ -33,12 +37,14 @@ def test_the_report_says_when_weak_supervision_is_not_a_clear_gain(tmp_path):
     worse[500:560] = (labels[500:560] + 1) % 10                    # 69.0 % (-6.0)
     texts = {}
     for name, model2 in (("clear", clear), ("tie", tie), ("same", model1), ("worse", worse)):
-        models = {m: {"validation": {"accuracy": float(np.mean(p == labels))}, "validation_predicted": p.tolist(),
-                      "seconds": 1.0, "training": {"steps": 1, "planned_steps": 1}}
+        models = {m: ModelRecord(file=f"{m}.keras", validation={"accuracy": float(np.mean(p == labels))},
+                                 validation_predicted=p.tolist(), seconds=1.0,
+                                 training={"steps": 1, "planned_steps": 1})
                   for m, p in (("model1", model1), ("model2", model2))}
-        run = {"seed": 0, "data_dir": "d", "n_images": 2000, "n_clean": 1000, "split": {"n_val": 1000},
-               "models": models, "comparisons": _paired_comparisons(models, labels), "total_seconds": 2.0,
-               "time_budget_s": 10, "peak_rss_mb": 1.0}
+        run = RunRecord(labelmend_version="t", seed=0, data_dir="d", n_images=2000, n_clean=1000,
+                        split={"n_val": 1000}, class_names=[str(i) for i in range(10)], time_budget_s=10,
+                        models=models, comparisons=paired_comparisons(models, labels), total_seconds=2.0,
+                        peak_rss_mb=1.0)
         texts[name] = write_summary(run, tmp_path / f"{name}.md").read_text()
     assert "model2 is +6.0 points" in texts["clear"] and "Not a clear gain" not in texts["clear"]
     assert "model2 is +0.3 points" in texts["tie"] and "Not a clear gain" in texts["tie"]

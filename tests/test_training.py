@@ -93,7 +93,7 @@ def test_augmentation_is_a_seeded_mirror_or_shift_of_each_image():
 
 def test_same_seed_same_weights(tiny):
     images, noisy, _ = tiny
-    from labelmend.train.pipeline import configure_tensorflow
+    from labelmend.train.distribute import configure_tensorflow
 
     configure_tensorflow(0)
     weights = [_fit(images, noisy, steps=4, trainer=_trainer(seed=3))[0].get_weights() for _ in range(2)]
@@ -148,16 +148,16 @@ def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeyp
     record = train(root, tmp_path / "run", time_budget_s=budget, width=4, progress=False)
     elapsed = time.monotonic() - t0
     assert elapsed <= budget * 1.1, f"train took {elapsed:.1f} s for a {budget:.0f} s budget"
-    m1, m2 = record["models"]["model1"], record["models"]["model2"]
+    m1, m2 = record.models["model1"], record.models["model2"]
     for m in (m1, m2):  # each gets the same steps unless its time slot ran out first (then it says so)
-        assert m["training"]["steps"] == record["cnn_steps"] or m["training"]["stopped_early"]
+        assert m.training["steps"] == record.cnn_steps or m.training["stopped_early"]
     saved = json.loads((tmp_path / "run" / "run.json").read_text())
     assert saved["split"]["n_val"] == round(30 * DEFAULT_VAL_FRACTION) == 3
     for png in ("curves_model1.png", "curves_model2.png", "transition_matrix_model2.png"):
         assert (tmp_path / "run" / "reports" / png).stat().st_size > 1000
     (comparison,) = saved["comparisons"]  # model2 vs model1, image by image on the 3 validation images
     assert (comparison["model"], comparison["versus"], comparison["n"]) == ("model2", "model1", 3)
-    assert comparison["difference"] == pytest.approx(m2["validation"]["accuracy"] - m1["validation"]["accuracy"])
+    assert comparison["difference"] == pytest.approx(m2.validation["accuracy"] - m1.validation["accuracy"])
     assert "What weak supervision added: model2 vs model1" in (tmp_path / "run" / "reports" / "report.md").read_text()
 
     manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", progress=False)

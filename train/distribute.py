@@ -38,6 +38,22 @@ CLUSTER_TIMEOUT_S = 120  # waiting for the other workers at start-up: TF starts 
 KEPT_CHECKPOINTS = 2     # per stage: workers may be one epoch apart when one of them is lost
 
 
+def configure_tensorflow(seed: int) -> str:
+    """Set up devices (:func:`configure_devices`), seed everything, make ops deterministic, quiet TF's logging;
+    returns 'gpu' or 'cpu'."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    configure_devices()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return "gpu" if gpus else "cpu"
+
+
 def configure_devices() -> None:
     """Split the CPU into logical devices if asked; must run before TensorFlow initialises its devices."""
     import tensorflow as tf
@@ -224,6 +240,15 @@ def _global_task_index() -> int:
     cluster, task = _tf_config()
     offset = len(cluster.get("chief", [])) if task.get("type") == "worker" else 0
     return offset + int(task.get("index", 0))
+
+
+def is_lost_worker(exc: BaseException) -> bool:
+    """Whether ``exc`` is how TensorFlow reports a collective that a worker's loss aborted."""
+    import tensorflow as tf
+
+    return isinstance(exc, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                            tf.errors.AbortedError)) or (isinstance(exc, tf.errors.InternalError)
+                                                         and "ollective" in str(exc))
 
 
 def lost_worker_message(exc: BaseException, *, where: str, resume_path: str) -> str:

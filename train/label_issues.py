@@ -276,6 +276,18 @@ def judge_run(pred_probs: np.ndarray, data, split, *, transition: np.ndarray | N
     }
 
 
+def log_line(rec: dict, *, n_labels: int) -> str:
+    """The one line `labelmend train` logs about a run's label judgment ``rec`` (:func:`judge_run`)."""
+    q = rec["quality_on_validation"]
+
+    def fmt(x):
+        return "—" if x is None else f"{x:.3f}"
+
+    return (f"label issues: {rec['n_label_issues']} of {n_labels} labels look wrong to {rec['judged_by']}"
+            + (f" (its flags on the {q['n']} validation images: precision {fmt(q['precision'])}, recall "
+               f"{fmt(q['recall'])})" if q["n"] else "") + "; `labelmend issues RUN` summarises them")
+
+
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f} %"
 
@@ -332,23 +344,16 @@ def summary_lines(rec: dict, class_names, *, markdown: bool) -> list[str]:
 def describe_run(run_dir: str | os.PathLike, *, top: int | None = None) -> list[str]:
     """`labelmend issues RUN`: the summary of a run's label judgment, with the gallery redrawn at ``top`` images per
     class when asked (read from the run's data folder)."""
-    import json
-
     from labelmend.errors import DataError
+    from labelmend.run_format import REPORTS, read_run
 
     run_dir = Path(run_dir)
-    record_file = run_dir / "run.json"
-    if not record_file.is_file():
-        raise DataError(f"{run_dir}: not a labelmend run (no run.json); give the --out folder of `labelmend train`")
-    try:
-        record = json.loads(record_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{record_file}: unreadable run record ({exc}); train the run again") from None
-    rec = record.get("label_issues") if isinstance(record, dict) else None
+    record = read_run(run_dir)
+    rec = record.label_issues
     if not rec:
         raise DataError(f"{run_dir}: no label judgment in this run (it trained no CNN, or an older labelmend wrote "
                         "it); train with model2 or model1")
-    lines = summary_lines(rec, record["class_names"], markdown=False)
+    lines = summary_lines(rec, record.class_names, markdown=False)
     for kind, name in rec["files"].items():
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir / name}: missing ({kind}); the run is incomplete, train it again")
@@ -358,11 +363,11 @@ def describe_run(run_dir: str | os.PathLike, *, top: int | None = None) -> list[
 
         from labelmend.folders import TRAIN_IMAGES
 
-        suspects = most_suspect(read_label_issues(run_dir / LABEL_ISSUES_CSV), record["class_names"], top=top)
-        folder = Path(record["data_dir"]) / TRAIN_IMAGES
+        suspects = most_suspect(read_label_issues(run_dir / LABEL_ISSUES_CSV), record.class_names, top=top)
+        folder = Path(record.data_dir) / TRAIN_IMAGES
         if not folder.is_dir():
             raise DataError(f"{folder}: the run's images are not there any more; the gallery needs them")
         images = {r["image"]: read_png(folder / r["image"]) for rs in suspects.values() for r in rs}
-        path = plot_gallery(suspects, images, run_dir / "reports" / GALLERY_PNG, top=top)
+        path = plot_gallery(suspects, images, run_dir / REPORTS / GALLERY_PNG, top=top)
         lines.append(f"gallery of the {top} most suspect labels per class: {path}")
     return lines

@@ -13,7 +13,6 @@ bars, checkpoint folder — and builds the model, optimizer and batches for :fun
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,10 @@ from labelmend.train import budget, cnn, distribute
 from labelmend.train.inputs import Batches, TrainingTargets
 from labelmend.train.task import accuracy
 
+from labelmend._atomic import write_json
+
 WARM_UP_STEPS = 3  # the first steps of a fit trace the graph (twice: variables are created on the first call)
+CALIBRATION_STEPS = 16  # timed steps of the real network, after its warm-up steps
 
 
 @dataclass
@@ -232,6 +234,18 @@ class Trainer:
             return cnn.make_model(images, n_classes=n_classes, width=net["width"], logit_scale=net["logit_scale"],
                                   seed=self.seed)
 
+    def calibrate(self, images: np.ndarray, n_classes: int) -> tuple[float, float]:
+        """Wall seconds of one training step of the real network, input pipeline and strategy on this machine, and
+        of predicting one image (as judging every label does)."""
+        n = min(len(images), self.batch_size * 4)
+        data = TrainingTargets(images[:n], cnn.one_hot(np.arange(n) % n_classes, n_classes), np.zeros(n, bool))
+        model = self.model(n_classes, images[:n])
+        hist = self.fit(model, data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration", desc="calibration")
+        self.predict_proba(model, images[:8])  # traces the inference function
+        t0 = time.monotonic()
+        self.predict_proba(model, images[:n])
+        return hist.warm_seconds / CALIBRATION_STEPS, (time.monotonic() - t0) / n
+
     def predict_proba(self, model, images: np.ndarray) -> np.ndarray:
         return cnn.predict_proba(model, images, batch_size=self.hyp["eval"]["batch_size"],
                                  flip_tta=self.hyp["eval"]["flip_tta"])
@@ -284,10 +298,8 @@ def _write_checkpoint_state(prefix: Path, ckpt_path: str, hist: History) -> None
     kept = [] if old is None else [old, *old.pop("previous", [])]
     kept = [s for s in kept if s["path"] != ckpt_path]
     keep, drop = kept[:distribute.KEPT_CHECKPOINTS - 1], kept[distribute.KEPT_CHECKPOINTS - 1:]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"path": ckpt_path, "step": hist.steps, "epoch": hist.epoch[-1] if hist.epoch else 0,
-                               "history": hist.as_dict(), "previous": keep}), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, {"path": ckpt_path, "step": hist.steps, "epoch": hist.epoch[-1] if hist.epoch else 0,
+                      "history": hist.as_dict(), "previous": keep})
     for state in drop:
         for f in Path(state["path"]).parent.glob(Path(state["path"]).name + ".*"):
             f.unlink(missing_ok=True)

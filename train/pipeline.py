@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import resource
 import shutil
 import sys
@@ -21,16 +20,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from labelmend.train import run as runfiles
 from labelmend.train.data import load_training_data
-from labelmend.train.task import DEFAULT_VAL_FRACTION
 
 import labelmend
 from labelmend import registry
-from labelmend._atomic import commit_directory
+from labelmend import run_format as rf
+from labelmend._atomic import commit_directory, write_json
 from labelmend.errors import ClusterError, DataError
+from labelmend.run_format import DEFAULT_VAL_FRACTION, ModelRecord, RunRecord
 
-CALIBRATION_STEPS = 16    # timed steps of the real network, after its warm-up steps
 TRUSTED_WARNING_PER_CLASS = 50  # fewer trusted labels per class: T's rows have standard errors above ~0.07
 CALIBRATION_IMAGES = 512  # training images kept in the run for int8 calibration at export
 CONFIG_JSON = "config.json"      # in the partial directory: the settings, so --resume needs nothing else
@@ -42,40 +40,6 @@ def _log(msg: str) -> None:
     print(f"[labelmend] {msg}", file=sys.stderr, flush=True)
 
 
-def configure_tensorflow(seed: int) -> str:
-    """Set up devices (:mod:`labelmend.train.distribute`), seed everything, make ops deterministic, quiet TF's
-    logging; returns 'gpu' or 'cpu'."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-    from labelmend.train.distribute import configure_devices
-
-    configure_devices()
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    return "gpu" if gpus else "cpu"
-
-
-def calibrate(images: np.ndarray, n_classes: int, trainer) -> tuple[float, float]:
-    """Wall seconds of one training step of the real network, input pipeline and strategy on this machine, and of
-    predicting one image (as judging every label does)."""
-    from labelmend.train.cnn import one_hot
-    from labelmend.train.inputs import TrainingTargets
-    from labelmend.train.loop import WARM_UP_STEPS
-
-    n = min(len(images), trainer.batch_size * 4)
-    data = TrainingTargets(images[:n], one_hot(np.arange(n) % n_classes, n_classes), np.zeros(n, bool))
-    model = trainer.model(n_classes, images[:n])
-    hist = trainer.fit(model, data, steps=WARM_UP_STEPS + CALIBRATION_STEPS, name="calibration", desc="calibration")
-    trainer.predict_proba(model, images[:8])  # traces the inference function
-    t0 = time.monotonic()
-    trainer.predict_proba(model, images[:n])
-    return hist.warm_seconds / CALIBRATION_STEPS, (time.monotonic() - t0) / n
-
-
 def partial_dir(out_dir: str | os.PathLike) -> Path:
     """The hidden working directory of a run in progress; it becomes ``out_dir`` only when the run completes."""
     out = Path(out_dir)
@@ -85,8 +49,8 @@ def partial_dir(out_dir: str | os.PathLike) -> Path:
 def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=registry.MODEL_NAMES,
           time_budget_s: float = 1800, seed: int = 0, val_fraction: float = DEFAULT_VAL_FRACTION,
           epochs: float | None = None, width: int | None = None, progress: bool = True, resume: bool = False,
-          class_names: str | os.PathLike | None = None) -> dict:
-    """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return the run record.
+          class_names: str | os.PathLike | None = None) -> RunRecord:
+    """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return its record.
 
     Work happens in :func:`partial_dir` (finished models and per-epoch checkpoints land there as they are made) and
     is renamed to ``out_dir`` at the end, so ``out_dir`` is always either the previous complete run or the new one.
@@ -94,142 +58,129 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     finished models and epochs are not redone; the remaining planned steps run without a deadline.
     """
     from labelmend.train import distribute
+    from labelmend.train.reports import write_summary
+    from labelmend.train.task import Split
 
     t_start = time.monotonic()
     resume_path = str(out_dir)  # what every worker passes to --resume
     if distribute.n_workers() > 1 and not distribute.is_chief():  # every worker trains; the chief's is the run
         out_dir = Path(f"{out_dir}.worker{distribute.worker_index()}")
     work = partial_dir(out_dir)
-    if resume:
-        if not (work / CONFIG_JSON).is_file():
-            raise DataError(f"{out_dir}: no interrupted run to resume (no {work / CONFIG_JSON})")
-        config = json.loads((work / CONFIG_JSON).read_text(encoding="utf-8"))
-        _log(f"resuming {out_dir} from {work}")
-    else:
-        config = {"data_dir": str(Path(data_dir).resolve()) if data_dir is not None else None, "models": list(models),
-                  "time_budget_s": time_budget_s, "seed": seed, "val_fraction": val_fraction, "epochs": epochs,
-                  "width": width, "class_names_file": str(Path(class_names).resolve()) if class_names else None}
-        unknown = [m for m in models if m not in registry.MODEL_NAMES]
-        if unknown:
-            raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(registry.MODEL_NAMES)}")
-        if data_dir is None:
-            raise DataError("no --data folder given")
-        if time_budget_s <= 0:
-            raise DataError(f"--time-budget must be positive, got {time_budget_s}")
-    models, seed, time_budget_s = config["models"], config["seed"], config["time_budget_s"]
+    config = _read_config(work, out_dir) if resume else _check_config(
+        data_dir, models=models, time_budget_s=time_budget_s, seed=seed, val_fraction=val_fraction, epochs=epochs,
+        width=width, class_names=class_names)
     if distribute.n_workers() > 1 and config["epochs"] is None:
         raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
     _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels"
          + (f", {len(data.verified_index)} verified labels" if len(data.verified_index) else "")
          + f" in {time.monotonic() - t_start:.1f} s")
+    split = Split.make(data.n_clean, val_fraction=config["val_fraction"], seed=config["seed"])
+    cnns = [m for m in config["models"] if m != registry.BASELINE]
+    _check_data(data, split, cnns, data_dir=config["data_dir"])
+    if not resume:
+        shutil.rmtree(work, ignore_errors=True)  # an abandoned interrupted run is replaced by a fresh one
+        (work / rf.REPORTS).mkdir(parents=True)
+        write_json(work / CONFIG_JSON, config)
+    progress_file = work / PROGRESS_JSON
+    record = (RunRecord.from_dict(json.loads(progress_file.read_text(encoding="utf-8")), source=str(progress_file))
+              if progress_file.is_file() else RunRecord(
+        labelmend_version=labelmend.__version__, seed=config["seed"], data_dir=config["data_dir"],
+        n_images=int(len(data.images)), n_clean=int(data.n_clean), n_verified=int(len(data.verified_index)),
+        split=split.as_dict(), class_names=list(data.class_names), trusted_warning_per_class=TRUSTED_WARNING_PER_CLASS,
+        time_budget_s=config["time_budget_s"], git_revision=rf.git_revision(Path(__file__).parent),
+        library_versions=rf.library_versions()))
 
-    from labelmend.train.task import Split
+    def save_progress():
+        rf.write_run(progress_file, record)
 
-    split = Split.make(data.n_clean, val_fraction=config["val_fraction"], seed=seed)
-    cnns = [m for m in models if m != registry.BASELINE]
+    _save_export_inputs(work, data, split, seed=config["seed"])
+    if registry.BASELINE in config["models"] and registry.BASELINE not in record.models:
+        from labelmend.train.baseline import train_baseline
+
+        record.models[registry.BASELINE] = baseline = train_baseline(data, split, work)
+        _log(f"baseline: validation accuracy {baseline.validation['accuracy']} ({baseline.seconds:.1f} s)")
+        save_progress()
+    if cnns:
+        try:
+            _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, config=config,
+                        progress=progress, resume=resume)
+        except Exception as exc:
+            if distribute.n_workers() <= 1 or not distribute.is_lost_worker(exc):
+                raise
+            raise ClusterError(distribute.lost_worker_message(
+                exc, where=_where(work, record, cnns), resume_path=resume_path)) from exc
+    if _judge_labels(data, split, record, work):
+        save_progress()
+    from labelmend.train.task import paired_comparisons
+
+    record.comparisons = paired_comparisons(record.models, data.clean_labels[split.val])
+    record.total_seconds = time.monotonic() - t_start
+    record.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    write_summary(record, work / rf.REPORTS / rf.REPORT_MD)
+    rf.write_run(work / rf.RUN_JSON, record)
+    for leftover in (CONFIG_JSON, PROGRESS_JSON, rf.CHECKPOINTS):
+        target = work / leftover
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    commit_directory(work, Path(out_dir))
+    _log(f"run written to {out_dir} in {record.total_seconds:.0f} s")
+    return record
+
+
+def _check_config(data_dir, *, models, time_budget_s, seed, val_fraction, epochs, width, class_names) -> dict:
+    """The settings of a new run (saved, so --resume needs nothing else), checked."""
+    unknown = [m for m in models if m not in registry.MODEL_NAMES]
+    if unknown:
+        raise DataError(f"unknown model {unknown[0]!r}; choose from {', '.join(registry.MODEL_NAMES)}")
+    if data_dir is None:
+        raise DataError("no --data folder given")
+    if time_budget_s <= 0:
+        raise DataError(f"--time-budget must be positive, got {time_budget_s}")
+    return {"data_dir": str(Path(data_dir).resolve()), "models": list(models), "time_budget_s": time_budget_s,
+            "seed": seed, "val_fraction": val_fraction, "epochs": epochs, "width": width,
+            "class_names_file": str(Path(class_names).resolve()) if class_names else None}
+
+
+def _read_config(work: Path, out_dir) -> dict:
+    """The settings of the interrupted run being resumed."""
+    if not (work / CONFIG_JSON).is_file():
+        raise DataError(f"{out_dir}: no interrupted run to resume (no {work / CONFIG_JSON})")
+    _log(f"resuming {out_dir} from {work}")
+    return json.loads((work / CONFIG_JSON).read_text(encoding="utf-8"))
+
+
+def _check_data(data, split, cnns, *, data_dir) -> None:
+    """Stop on data no model can learn from; warn where the figures will be weak."""
     if cnns and len(split.val) == 0:
         _log("warning: no clean labels held out, so the CNNs' validation accuracy cannot be measured")
     absent = sorted(set(range(data.n_classes)) - set(np.unique(data.noisy_labels).tolist()))
     if absent:
-        raise DataError(f"{Path(config['data_dir']) / 'noisy_labels.csv'}: class {data.class_names[absent[0]]!r} "
+        raise DataError(f"{Path(data_dir) / 'noisy_labels.csv'}: class {data.class_names[absent[0]]!r} "
                         f"(label {absent[0]}) never occurs; every one of the {data.n_classes} classes needs examples")
     n_trusted = len(split.train_clean)
     if any(registry.METHODS[m].uses_clean_labels for m in cnns) and \
             n_trusted < TRUSTED_WARNING_PER_CLASS * data.n_classes:
         _log(f"warning: {n_trusted} trusted training labels (< {TRUSTED_WARNING_PER_CLASS} per class): "
              "estimates built on them (such as a noise transition matrix) will be rough")
-    if not resume:
-        shutil.rmtree(work, ignore_errors=True)  # an abandoned interrupted run is replaced by a fresh one
-        (work / runfiles.REPORTS).mkdir(parents=True)
-        (work / CONFIG_JSON).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    progress_file = work / PROGRESS_JSON
-    record = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.is_file() else {
-        "labelmend_version": labelmend.__version__, "seed": seed, "data_dir": config["data_dir"],
-        "n_images": int(len(data.images)), "n_clean": int(data.n_clean),
-        "n_verified": int(len(data.verified_index)), "split": split.as_dict(),
-        "class_names": list(data.class_names), "trusted_warning_per_class": TRUSTED_WARNING_PER_CLASS,
-        "time_budget_s": time_budget_s, "git_revision": runfiles.git_revision(Path(__file__).parent),
-        "library_versions": runfiles.library_versions(), "models": {},
-    }
 
-    def save_progress():
-        tmp = progress_file.with_name(progress_file.name + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, progress_file)
 
+def _save_export_inputs(work: Path, data, split, *, seed: int) -> None:
+    """The images export needs from the run: parity checks, int8 validation and int8 calibration."""
     parity = split.val[:256] if len(split.val) else np.arange(min(256, len(data.images)))
-    np.save(work / runfiles.PARITY_IMAGES, data.images[parity])
-    np.savez(work / runfiles.VALIDATION, images=data.images[split.val], labels=data.clean_labels[split.val])
+    np.save(work / rf.PARITY_IMAGES, data.images[parity])
+    np.savez(work / rf.VALIDATION, images=data.images[split.val], labels=data.clean_labels[split.val])
     pool = split.training_images(len(data.images))
     calibration = np.random.default_rng(seed).choice(pool, size=min(CALIBRATION_IMAGES, len(pool)), replace=False)
-    np.save(work / runfiles.CALIBRATION, data.images[np.sort(calibration)])
-    if registry.BASELINE in models and registry.BASELINE not in record["models"]:
-        record["models"][registry.BASELINE] = _train_baseline(data, split, work)
-        save_progress()
-    if cnns:
-        try:
-            _train_cnns(data, split, cnns, work, record, save_progress, t_start=t_start, time_budget_s=time_budget_s,
-                        seed=seed, epochs=config["epochs"], width=config["width"], progress=progress, resume=resume)
-        except Exception as exc:
-            if distribute.n_workers() <= 1 or not _is_lost_worker(exc):
-                raise
-            raise ClusterError(distribute.lost_worker_message(
-                exc, where=_where(work, record, cnns), resume_path=resume_path)) from exc
-    judge = _judge_labels(data, split, record, work)
-    if judge:
-        save_progress()
-    record["comparisons"] = _paired_comparisons(record["models"], data.clean_labels[split.val])
-    record["total_seconds"] = time.monotonic() - t_start
-    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    from labelmend.train.reports import write_summary
-
-    write_summary(record, work / runfiles.REPORTS / "report.md")
-    (work / runfiles.RUN_JSON).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    for leftover in (CONFIG_JSON, PROGRESS_JSON, runfiles.CHECKPOINTS):
-        target = work / leftover
-        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
-    commit_directory(work, Path(out_dir))
-    _log(f"run written to {out_dir} in {record['total_seconds']:.0f} s")
-    return record
+    np.save(work / rf.CALIBRATION, data.images[np.sort(calibration)])
 
 
-def _train_baseline(data, split, tmp: Path) -> dict:
-    from labelmend.train.baseline import fit_baseline, histogram_features
-
-    t0 = time.monotonic()
-    clf = fit_baseline(data.images, data.noisy_labels)
-    with open(tmp / registry.model_file(registry.BASELINE), "wb") as f:
-        pickle.dump(clf, f, protocol=pickle.HIGHEST_PROTOCOL)
-    val_acc = None
-    if len(split.val):
-        predicted = clf.predict(histogram_features(data.images[split.val]))
-        val_acc = float(np.mean(predicted == data.clean_labels[split.val]))
-    seconds = time.monotonic() - t0
-    _log(f"baseline: validation accuracy {val_acc} ({seconds:.1f} s)")
-    return {"file": registry.model_file(registry.BASELINE), "seconds": seconds,
-            "training": {"estimator": "LogisticRegression(random_state=0)", "features": "rgb_histogram_5bins",
-                         "labels": "noisy, all images",
-                         "note": "validation images' noisy labels are in its training set (the client's recipe)"},
-            "validation": {"accuracy": val_acc, "n": int(len(split.val))}}
-
-
-def _is_lost_worker(exc: BaseException) -> bool:
-    """Whether ``exc`` is how TensorFlow reports a collective that a worker's loss aborted."""
-    import tensorflow as tf
-
-    return isinstance(exc, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-                            tf.errors.AbortedError)) or (isinstance(exc, tf.errors.InternalError)
-                                                         and "ollective" in str(exc))
-
-
-def _where(work: Path, record: dict, cnns) -> str:
+def _where(work: Path, record: RunRecord, cnns) -> str:
     """Where training stood: the model and stage being trained and the last epoch checkpointed."""
-    todo = [m for m in cnns if m not in record["models"]]
+    todo = [m for m in cnns if m not in record.models]
     if not todo:
         return "the work after training"
-    states = sorted((work / runfiles.CHECKPOINTS / todo[0]).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    states = sorted((work / rf.CHECKPOINTS / todo[0]).glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not states:
         return f"{todo[0]}, before its first checkpoint"
     state = json.loads(states[-1].read_text(encoding="utf-8"))
@@ -242,86 +193,63 @@ def judging_model(cnns) -> str | None:
     return None if not cnns else registry.DEFAULT_MODEL if registry.DEFAULT_MODEL in cnns else cnns[-1]
 
 
-def _judge_labels(data, split, record: dict, work: Path) -> str | None:
+def _judge_labels(data, split, record: RunRecord, work: Path) -> str | None:
     """label_issues.csv, corrected_labels.csv, review_queue.csv, pred_probs.npy and the gallery, from the judging
     model's probabilities (saved when it finished); returns its name (None without a CNN)."""
     from labelmend.train import label_issues
 
     partial = work / PRED_PROBS_PARTIAL
-    judge = judging_model(m for m in record["models"] if m != registry.BASELINE)
+    judge = judging_model(record.cnn_names())
     if judge is None or not partial.is_file():
         return None
-    transition = record["models"][judge]["training"].get("transition_matrix")
-    record["label_issues"] = label_issues.judge_run(
+    transition = record.models[judge].training.get("transition_matrix")
+    record.label_issues = label_issues.judge_run(
         np.load(partial), data, split, transition=None if transition is None else np.asarray(transition),
-        judged_by=judge, folder=work, reports=work / runfiles.REPORTS)
+        judged_by=judge, folder=work, reports=work / rf.REPORTS)
     partial.unlink()
-    q = record["label_issues"]["quality_on_validation"]
-    fmt = "{:.3f}".format
-    _log(f"label issues: {record['label_issues']['n_label_issues']} of {len(data.noisy_labels)} labels look wrong "
-         f"to {judge}" + (f" (its flags on the {q['n']} validation images: precision "
-                          f"{'—' if q['precision'] is None else fmt(q['precision'])}, recall "
-                          f"{'—' if q['recall'] is None else fmt(q['recall'])})" if q["n"] else "")
-         + "; `labelmend issues RUN` summarises them")
+    _log(label_issues.log_line(record.label_issues, n_labels=len(data.noisy_labels)))
     return judge
 
 
-def _paired_comparisons(models: dict, val_labels: np.ndarray) -> list[dict]:
-    """Each CNN that learns from clean labels against each that does not, image by image on the validation set
-    (:func:`~labelmend.train.task.paired_difference`): what weak supervision added, and whether it is more than
-    chance."""
-    from labelmend.train.task import paired_difference
-
-    def predicted(name):
-        return models.get(name, {}).get("validation_predicted")
-
-    if not len(val_labels):
-        return []
-    methods = [m for m in registry.METHODS.values() if predicted(m.name) is not None]
-    return [{"model": b.name, "versus": a.name,
-             **paired_difference(predicted(a.name), predicted(b.name), val_labels)}
-            for b in methods if b.uses_clean_labels for a in methods if not a.uses_clean_labels]
-
-
-def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t_start, time_budget_s, seed, epochs,
-                width, progress, resume) -> None:
+def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress, *, t_start, config, progress,
+                resume) -> None:
     from labelmend.train import budget, cnn, distribute
     from labelmend.train.loop import Trainer
-    from labelmend.train.reports import plot_training_curves, plot_transition_matrix
+    from labelmend.train.reports import plot_training_curves
     from labelmend.train.task import Task
 
-    device = configure_tensorflow(seed)
+    device = distribute.configure_tensorflow(config["seed"])
     strategy = distribute.make_strategy()
-    reports = work / runfiles.REPORTS
     # a model is done once every worker has it (one worker can be lost between finishing it and recording it)
-    done = distribute.agree_min(strategy, next((i for i, m in enumerate(cnns) if m not in record["models"]),
+    done = distribute.agree_min(strategy, next((i for i, m in enumerate(cnns) if m not in record.models),
                                                len(cnns)))
     todo = cnns[done:]
     if not todo:
         return
-    hyp = record.get("hyperparameters") or cnn.hyperparameters()
-    hyp["net"]["width"] = width or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
-    trainer = Trainer(hyp=hyp, seed=seed, progress=progress, strategy=strategy)
+    hyp = record.hyperparameters or cnn.hyperparameters()
+    hyp["net"]["width"] = config["width"] or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
+    trainer = Trainer(hyp=hyp, seed=config["seed"], progress=progress, strategy=strategy)
     n = len(data.images)
     n_train = n - len(split.val)  # the CNNs train on all but the validation images
     per_model_s = None
-    if "cnn_steps" in record:  # resuming: the plan is fixed, finish it
-        steps, sps = record["cnn_steps"], record["seconds_per_step"]
-    elif epochs is not None:
-        steps, sps = budget.steps_for_epochs(n_train, epochs, min(trainer.batch_size, n_train)), None
+    if record.cnn_steps is not None:  # resuming: the plan is fixed, finish it
+        steps, sps = record.cnn_steps, record.seconds_per_step
+    elif config["epochs"] is not None:
+        steps, sps = budget.steps_for_epochs(n_train, config["epochs"], min(trainer.batch_size, n_train)), None
     else:
-        sps, seconds_per_image = calibrate(data.images, data.n_classes, trainer)
+        sps, seconds_per_image = trainer.calibrate(data.images, data.n_classes)
         try:
-            plan = budget.plan_cnn_steps(time_budget_s=time_budget_s, elapsed_s=time.monotonic() - t_start,
-                                         seconds_per_step=sps, n_models=len(cnns),
+            plan = budget.plan_cnn_steps(time_budget_s=config["time_budget_s"],
+                                         elapsed_s=time.monotonic() - t_start, seconds_per_step=sps,
+                                         n_models=len(cnns),
                                          after_s=seconds_per_image * n if judging_model(cnns) else 0.0)
         except budget.BudgetError as exc:
             raise DataError(str(exc)) from None
         steps, per_model_s = plan.steps, plan.seconds_per_model
-    record.update({"device": device, "distribution": distribute.describe(strategy), "cnn_steps": steps,
-                   "seconds_per_step": sps, "hyperparameters": hyp, "global_batch_size": trainer.batch_size})
+    record.device, record.distribution, record.cnn_steps = device, distribute.describe(strategy), steps
+    record.seconds_per_step, record.hyperparameters, record.global_batch_size = sps, hyp, trainer.batch_size
     save_progress()
-    _log(f"CNNs on {device} ({record['distribution']['strategy']}, {trainer.replicas} replica(s)): width "
+    _log(f"CNNs on {device} ({record.distribution['strategy']}, {trainer.replicas} replica(s)): width "
          f"{hyp['net']['width']}, {steps} steps each of {trainer.batch_size} images "
          f"({steps * trainer.batch_size / n_train:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
     task = Task(data.images, data.noisy_labels, data.clean_labels, split, n_classes=data.n_classes,
@@ -331,28 +259,24 @@ def _train_cnns(data, split, cnns, work: Path, record: dict, save_progress, *, t
     for i, name in enumerate(todo):
         # model i must be done by the end of its slot, so an overrun never eats the next model's time
         trainer.deadline = None if per_model_s is None or resume else t_cnns + (i + 1) * per_model_s
-        trainer.checkpoints = work / runfiles.CHECKPOINTS / name
+        trainer.checkpoints = work / rf.CHECKPOINTS / name
         trainer.checkpoints.mkdir(parents=True, exist_ok=True)
         method = registry.METHODS[name]
         model, rep = method.trainer()(task, trainer, steps=steps)
         model.save(work / registry.model_file(name))
         if name == judge:  # its verdict on every label (label_issues.py), kept for after the last model
             np.save(work / PRED_PROBS_PARTIAL, trainer.predict_proba(model, data.images))
-        plot_training_curves(rep["history"], reports / f"curves_{name}.png",
+        plot_training_curves(rep["history"], work / rf.REPORTS / f"curves_{name}.png",
                              title=f"{name}: {rep['steps']} steps, {rep['seconds']:.0f} s")
-        if "transition_matrix" in rep:
-            plot_transition_matrix(np.asarray(rep["transition_matrix"]), reports / f"transition_matrix_{name}.png",
-                                   class_names=data.class_names, source=rep["transition_source"])
         validation = dict(rep["validation"])
-        record["models"][name] = {
-            "file": registry.model_file(name), "seconds": rep["seconds"],
-            "validation_predicted": validation.pop("predicted", None), "validation": validation,
-            "training": {**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
-                         "method": method.module.rsplit(".", 1)[-1], "method_hyperparameters": method.hyperparameters(),
-                         "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],
-                         "clean_labels_used": "train split only" if method.uses_clean_labels else "none",
-                         "validation_images": "held out entirely (neither clean nor noisy label trained on)"},
-        }
+        record.models[name] = ModelRecord(
+            file=registry.model_file(name), seconds=rep["seconds"],
+            validation_predicted=validation.pop("predicted", None), validation=validation,
+            training={**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
+                      "method": method.module.rsplit(".", 1)[-1], "method_hyperparameters": method.hyperparameters(),
+                      "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],
+                      "clean_labels_used": "train split only" if method.uses_clean_labels else "none",
+                      "validation_images": "held out entirely (neither clean nor noisy label trained on)"})
         save_progress()
         _log(f"{name}: validation accuracy {rep['validation']['accuracy']} "
              f"({rep['seconds']:.0f} s, {rep['steps']} steps)")

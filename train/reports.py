@@ -1,4 +1,5 @@
-"""PNG plots and a Markdown summary written next to a training run's models."""
+"""report.md and the training curves of a run: what every run shares; each method renders its own section
+(:meth:`labelmend.registry.Method.report_section`), so this module knows no method's keys."""
 
 from __future__ import annotations
 
@@ -6,20 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from labelmend import registry
+from labelmend.plots import pyplot
+from labelmend.run_format import RunRecord
 
 
 def plot_training_curves(histories: dict, path: Path, *, title: str) -> Path:
     """Accuracy and loss per epoch (passes over the training images), train vs validation; a model's stages (e.g. A,
     B) carry on one epoch axis."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
     for stage, h in histories.items():
         epochs = np.asarray(h["epoch"])
@@ -41,65 +37,44 @@ def plot_training_curves(histories: dict, path: Path, *, title: str) -> Path:
     return path
 
 
-def plot_transition_matrix(transition: np.ndarray, path: Path, *, class_names, source: str) -> Path:
-    """Heatmap of T[i, j] = P(noisy = j | true = i), values written in while they stay legible (K <= 20)."""
-    plt = _pyplot()
-    k = transition.shape[0]
-    size = max(6.5, 0.35 * k)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    im = ax.imshow(transition, cmap="viridis", vmin=0, vmax=max(0.5, float(transition.max())))
-    ax.set_xticks(range(k), class_names, rotation=90 if k > 10 else 45, fontsize=7 if k > 10 else 9)
-    ax.set_yticks(range(k), class_names, fontsize=7 if k > 10 else 9)
-    if k <= 20:
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, f"{transition[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if transition[i, j] > 0.3 else "white")
-    ax.set_xlabel("noisy label")
-    ax.set_ylabel("true (clean) label")
-    ax.set_title("Noise transition P(noisy | true)\n" + source, fontsize=8)
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _fmt(x) -> str:
+def fmt(x) -> str:
+    """A figure for a report: 4 decimals, — for None."""
     return "—" if x is None else f"{x:.4f}" if isinstance(x, float) else str(x)
 
 
-def write_summary(run: dict, path: Path) -> Path:
-    """report.md: validation accuracy, label correction and wall time per model."""
-    lines = [f"# labelmend training run (seed {run['seed']})", "",
-             f"Data: `{run['data_dir']}` — {run['n_images']} images, {run['n_clean']} with clean labels; "
-             f"validation: {run['split']['n_val']} clean-labelled images held out of CNN training entirely "
+def write_summary(run: RunRecord, path: Path) -> Path:
+    """report.md: validation accuracy and wall time per model, what weak supervision added, which labels look wrong,
+    then each method's own section (PNGs it draws land beside ``path``)."""
+    lines = [f"# labelmend training run (seed {run.seed})", "",
+             f"Data: `{run.data_dir}` — {run.n_images} images, {run.n_clean} with clean labels; "
+             f"validation: {run.split['n_val']} clean-labelled images held out of CNN training entirely "
              f"(the baseline, the client's recipe, fits all noisy labels).", "",
              "| model | validation accuracy | wall time (s) | steps done / planned | final learning rate |",
              "|---|---|---|---|---|"]
     cut = []
-    for name, rec in run["models"].items():
-        t = rec["training"]
+    for name, rec in run.models.items():
+        t = rec.training
         planned = t.get("planned_steps")
-        lines.append(f"| {name} | {_fmt(rec['validation'].get('accuracy'))} | {rec['seconds']:.1f} | "
+        lines.append(f"| {name} | {fmt(rec.validation.get('accuracy'))} | {rec.seconds:.1f} | "
                      f"{t.get('steps', '—')} / {planned if planned is not None else '—'} | "
-                     f"{_fmt(t.get('final_lr'))} |")
+                     f"{fmt(t.get('final_lr'))} |")
         if t.get("stopped_early"):
             cut.append(name)
     if cut:
         lines += ["", f"**The time budget cut {', '.join(cut)}** before the planned steps (this machine ran slower "
                       "than its calibration). The learning-rate schedule follows the budget actually left, so each "
                       "still annealed to zero at its deadline."]
-    lines += _comparison_section(run.get("comparisons", []))
-    if run.get("label_issues"):
+    lines += _comparison_section(run.comparisons)
+    if run.label_issues:
         from labelmend.train.label_issues import summary_lines
 
-        lines += ["", "## Which labels look wrong", "", *summary_lines(run["label_issues"], run["class_names"],
+        lines += ["", "## Which labels look wrong", "", *summary_lines(run.label_issues, run.class_names,
                                                                      markdown=True)]
-    for name, rec in run["models"].items():
-        lines += _noise_model_section(name, rec.get("training", {}), run)
-    lines += ["", f"Total wall time: {run['total_seconds']:.1f} s (budget {run['time_budget_s']} s); "
-                  f"peak memory (RSS) {run['peak_rss_mb']:.0f} MB.", ""]
+    for name, rec in run.models.items():
+        if name in registry.METHODS:
+            lines += registry.METHODS[name].report_section(name, rec.training, run, path.parent)
+    lines += ["", f"Total wall time: {run.total_seconds:.1f} s (budget {run.time_budget_s} s); "
+                  f"peak memory (RSS) {run.peak_rss_mb:.0f} MB.", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
@@ -125,40 +100,4 @@ def _comparison_section(comparisons: list[dict]) -> list[str]:
         if c["n"] < 500:
             lines.append(f"Only {c['n']:,} validation images: a larger held-out share of the clean labels "
                          f"(`--val-fraction`) tells smaller differences from chance.")
-    return lines
-
-
-def _noise_model_section(name: str, t: dict, run: dict) -> list[str]:
-    """The report lines on a model's noise transition matrix and label correction (none if it has neither)."""
-    lines = []
-    names = run.get("class_names") or [str(i) for i in range(len(t.get("transition_matrix", [])))]
-    if "transition_source" in t:
-        lines += ["", f"## Noise model ({name})", "", f"Transition matrix T: {t['transition_source']} "
-                  f"(`transition_matrix_{name}.png`)."]
-        if t.get("transition_error_vs_validation_pairs") is not None:
-            lines.append(f"Mean L1 distance per row from T counted on the held-out images' own label pairs: "
-                         f"{t['transition_error_vs_validation_pairs']:.3f}.")
-        floor = run.get("trusted_warning_per_class", 50) * len(names)
-        if t.get("n_trusted_pairs", 0) < floor:
-            lines.append(f"**Warning:** {t.get('n_trusted_pairs', 0)} trusted training labels, fewer than "
-                         f"{floor} ({floor // max(1, len(names))} per class): T is rough"
-                         + (", and was estimated without any clean label" if t.get("n_trusted_pairs", 0) == 0
-                            else "") + "; more clean labels give a more reliable noise model.")
-    if "label_issues" in t:
-        issues = t["label_issues"]
-        lines.append(f"Confident learning flagged {issues['flagged_training_images']:,} of {issues['of']:,} training "
-                     f"noisy labels as wrong; stage B left those images out."
-                     + (f" Each label was judged by networks that had not trained on it ({issues['folds']} folds)."
-                        if issues.get("folds", 1) > 1 else ""))
-    if "label_correction" in t:
-        lines += ["", f"## {name} label correction on the validation images (their noisy labels vs clean labels)", ""]
-        per_class = {k: v for k, v in t["label_correction"].items() if k.startswith("per_class")}
-        lines += [f"- {k}: {_fmt(v)}" for k, v in t["label_correction"].items() if k not in per_class]
-        if per_class:
-            lines += ["", "| class | noisy labels right | corrected labels right |", "|---|---|---|"]
-            lines += [f"| {c} | {_fmt(a)} | {_fmt(b)} |" for c, a, b in zip(
-                names, per_class["per_class_noisy_label_accuracy"], per_class["per_class_corrected_label_accuracy"])]
-    if t.get("stages"):
-        lines += ["", f"## {name} stages (validation accuracy)", ""]
-        lines += [f"- {k}: {_fmt(v['val_accuracy'])}" for k, v in t["stages"].items()]
     return lines

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Share of the clean-labelled images held out for validation: enough images for a validation figure to mean
-# something, few enough that Model II keeps most trusted labels to learn from (each one counts; BENCHMARKS.md)
-DEFAULT_VAL_FRACTION = 0.1
+from labelmend import registry
+from labelmend.run_format import DEFAULT_VAL_FRACTION  # noqa: F401  (re-exported: the split's default)
 
 
 @dataclass
@@ -99,6 +98,19 @@ def paired_difference(predicted_a, predicted_b, labels: np.ndarray) -> dict:
     diff = (b_only - a_only) / n
     se = float(np.sqrt(max(0.0, (b_only + a_only) / n - diff ** 2) / n))
     return {"difference": float(diff), "standard_error": se, "b_only": b_only, "a_only": a_only, "n": int(n)}
+
+
+def paired_comparisons(models: dict, val_labels: np.ndarray) -> list[dict]:
+    """Each CNN that learns from clean labels against each that does not, image by image on the validation images
+    (:func:`paired_difference`; ``models``: name → :class:`~labelmend.run_format.ModelRecord`): what weak
+    supervision added, and whether it is more than chance."""
+    if not len(val_labels):
+        return []
+    methods = [m for m in registry.METHODS.values()
+               if m.name in models and models[m.name].validation_predicted is not None]
+    return [{"model": b.name, "versus": a.name, **paired_difference(models[a.name].validation_predicted,
+                                                                     models[b.name].validation_predicted, val_labels)}
+            for b in methods if b.uses_clean_labels for a in methods if not a.uses_clean_labels]
 
 
 def stage_report(histories: dict, *, planned_steps: int) -> dict:

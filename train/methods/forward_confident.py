@@ -25,6 +25,8 @@ for stage B; they live in git history.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from labelmend.train import budget, noise
 from labelmend.train.cnn import one_hot
@@ -194,3 +196,43 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     report.update(stage_report(histories, planned_steps=steps))
     report["validation"] = validation_report(final_probs, val[1])
     return model, report
+
+
+def report_section(name: str, report: dict, run, reports_dir: Path) -> list[str]:
+    """report.md's lines on Model II's noise model, the labels stage B left out, label correction on the validation
+    images and the stages; draws T as ``transition_matrix_<name>.png`` in ``reports_dir``."""
+    from labelmend.train.reports import fmt
+
+    from labelmend.plots import heatmap
+
+    names, t = list(run.class_names), np.asarray(report["transition_matrix"])
+    png = f"transition_matrix_{name}.png"
+    heatmap(t, reports_dir / png, class_names=names, xlabel="noisy label", ylabel="true (clean) label",
+            title="Noise transition P(noisy | true)\n" + report["transition_source"], cmap="viridis",
+            vmax=max(0.5, float(t.max())), title_size=8)
+    lines = ["", f"## Noise model ({name})", "", f"Transition matrix T: {report['transition_source']} (`{png}`)."]
+    if report.get("transition_error_vs_validation_pairs") is not None:
+        lines.append(f"Mean L1 distance per row from T counted on the held-out images' own label pairs: "
+                     f"{report['transition_error_vs_validation_pairs']:.3f}.")
+    n_pairs, floor = report["n_trusted_pairs"], run.trusted_warning_per_class * len(names)
+    if n_pairs < floor:
+        lines.append(f"**Warning:** {n_pairs} trusted training labels, fewer than {floor} "
+                     f"({run.trusted_warning_per_class} per class): T is rough"
+                     + (", and was estimated without any clean label" if n_pairs == 0 else "")
+                     + "; more clean labels give a more reliable noise model.")
+    issues = report["label_issues"]
+    lines.append(f"Confident learning flagged {issues['flagged_training_images']:,} of {issues['of']:,} training "
+                 f"noisy labels as wrong; stage B left those images out."
+                 + (f" Each label was judged by networks that had not trained on it ({issues['folds']} folds)."
+                    if issues["folds"] > 1 else ""))
+    correction = report["label_correction"]
+    per_class = {k: v for k, v in correction.items() if k.startswith("per_class")}
+    lines += ["", f"## {name} label correction on the validation images (their noisy labels vs clean labels)", ""]
+    lines += [f"- {k}: {fmt(v)}" for k, v in correction.items() if k not in per_class]
+    if per_class:
+        lines += ["", "| class | noisy labels right | corrected labels right |", "|---|---|---|"]
+        lines += [f"| {c} | {fmt(a)} | {fmt(b)} |" for c, a, b in zip(
+            names, per_class["per_class_noisy_label_accuracy"], per_class["per_class_corrected_label_accuracy"])]
+    lines += ["", f"## {name} stages (validation accuracy)", ""]
+    lines += [f"- {k}: {fmt(v['val_accuracy'])}" for k, v in report["stages"].items()]
+    return lines
