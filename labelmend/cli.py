@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("train needs --data DIR and --out RUN (or --resume RUN)")
     if args.quiet:
         os.environ["LABELMEND_PROGRESS"] = "0"
+    # before anything imports TensorFlow: its C++ start-up lines (absl, CPU features, grappler sessions) are not
+    # the user's business; its warnings and errors are TF_CPP_MIN_LOG_LEVEL=0 away (--debug)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "2")
     try:
         COMMANDS[args.command](args)
     except LabelmendError as exc:
