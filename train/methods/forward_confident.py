@@ -18,7 +18,7 @@ B. **Confident learning, then training on what it keeps** (the rest of the cycle
    on with the clean labels and the noisy labels that were kept (~9 in 10 of them right on the client's data).
    Without trusted pairs, T is counted from the (confident, noisy) label pairs, for the report.
 
-Stage B's confident learning beat two variants measured on the same grid (BENCHMARKS.md, "Confident learning in
+Stage B's confident learning beat two variants measured on the same grid (bench/LOG.md, "Confident learning in
 Model II's second stage"): every noisy image on its posterior soft label P(y | x, ỹ), and a fresh learning-rate cycle
 for stage B; they live in git history.
 """
@@ -43,7 +43,7 @@ HYP = {
     "folds": 2,              # share of the noisy images, so every noisy label is judged by a network that never saw
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
-                             # and in-sample flags win (BENCHMARKS.md, out-of-sample flagging)
+                             # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
