@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_ablation import parse_overrides  # a sibling script (bench/ is on sys.path)
-from labelmend.train import noise
+from labelmend.train import cnn, noise
 from labelmend.train.data import load_training_data
 from labelmend.train.distribute import configure_tensorflow
 from labelmend.train.loop import Trainer
@@ -75,6 +75,7 @@ NOISE["none"] = lambda k: np.eye(k)  # every label right: what the network reach
 # instance-dependent noise from an out-of-fold network's scores: the 40 % most confusable images always wrong
 # (benchmarking.confusion_noise), or each image wrong with a probability that grows with its confusability
 # (benchmarking.sampled_confusion_noise)
+CLIENT = "client"  # the client's own noisy labels of these images (~60 % wrong, close to symmetric)
 ANNOTATOR = "annotator-like 40 %"
 ANNOTATOR_SAMPLED = "annotator-sampled 40 %"
 INSTANCE_NOISE = {ANNOTATOR: lambda y, probs, seed: benchmarking.confusion_noise(y, probs, 0.4)}
@@ -114,19 +115,30 @@ def grid_images(data, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return data.images[:len(y)][order], y[order]
 
 
-def grid_setup(data_dir: Path, seed: int):
-    """(K, the grid's images, their clean labels, a Trainer) for ``seed``, TensorFlow seeded."""
+def grid_setup(data_dir: Path, seed: int, *, hyp: dict | None = None):
+    """(K, the grid's images, their clean labels, a Trainer with ``hyp``) for ``seed``, TensorFlow seeded."""
     configure_tensorflow(seed)
     data = load_training_data(data_dir, progress=False)
     images, y = grid_images(data, seed)
-    return data.n_classes, images, y, Trainer(seed=seed, progress=False)
+    return data.n_classes, images, y, Trainer(hyp=hyp or cnn.hyperparameters(), seed=seed, progress=False)
+
+
+def client_noise(data_dir: Path, seed: int) -> np.ndarray:
+    """The client's own noisy labels of the grid's images (in :func:`grid_images`' order)."""
+    data = load_training_data(data_dir, progress=False)
+    order = np.random.default_rng(seed).permutation(len(data.clean_labels))
+    return data.noisy_labels[:len(data.clean_labels)][order]
 
 
 def grid_noise(kind: str, images: np.ndarray, y: np.ndarray, k: int, trainer: Trainer, *, seed: int,
-               annotator_steps: int, cache: Path) -> tuple[np.ndarray, np.ndarray, float | None]:
+               annotator_steps: int, cache: Path, data_dir: Path | None = None
+               ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """(noisy labels, the T they follow, the share of images whose likeliest noisy label is a wrong class) of noise
-    ``kind`` drawn from the clean labels ``y``; the share is None where each image's label distribution is not
-    known (annotator-like: every wrong label is certain)."""
+    ``kind`` drawn from the clean labels ``y`` (:data:`CLIENT`: the client's own, from ``data_dir``); the share is
+    None where each image's label distribution is not known (annotator-like: every wrong label is certain)."""
+    if kind == CLIENT:
+        noisy = client_noise(data_dir, seed)
+        return noisy, noise.estimate_transition_matrix(y, noisy, n_classes=k, prior_strength=0), None
     if kind in INSTANCE_NOISE:
         probs = out_of_fold_probs(images, y, k, trainer, steps=annotator_steps, cache=cache)
         noisy = INSTANCE_NOISE[kind](y, probs, seed + 1)
@@ -152,12 +164,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=250, help="SGD steps per model (batch 256)")
     ap.add_argument("--trusted", default="0,200,1000,8000")
     ap.add_argument("--noise", default=GRID,
-                    help="comma-separated subset of: " + ", ".join([*NOISE, *INSTANCE_NOISE]))
+                    help="comma-separated subset of: " + ", ".join([*NOISE, *INSTANCE_NOISE, CLIENT]))
     ap.add_argument("--annotator-steps", type=int, default=ANNOTATOR_STEPS,
                     help="steps of each of the two networks that make the annotator-* labels")
     ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"),
                     help="where those networks' scores are kept")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="GROUP.KEY=VALUE",
+                    help="override the network's HYP (JSON value), e.g. net.precision=\"bfloat16\"")
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override Model II's HYP (JSON value), e.g. clean_repeat=2")
     ap.add_argument("--out-json", type=Path, help="the rows as JSON, rewritten after each row")
@@ -165,7 +179,8 @@ def main() -> None:
                     help="take Model I's accuracy from an earlier --out-json of the same seed and steps (Model I "
                          "never sees a trusted label, so Model II's rows alone can be rerun)")
     args = ap.parse_args()
-    k, images, y, trainer = grid_setup(args.data, args.seed)
+    k, images, y, trainer = grid_setup(args.data, args.seed,
+                                       hyp=cnn.hyperparameters(**parse_overrides(args.set, dotted=True)))
     earlier = {}
     if args.model_i_from:
         earlier = {r["noise"]: r["model_i"] for r in json.loads(args.model_i_from.read_text(encoding="utf-8"))
@@ -176,12 +191,13 @@ def main() -> None:
           "kept noisy labels: share / right | T error (L1/row) | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     kinds = args.noise.split(",")
-    unknown = [kind for kind in kinds if kind not in NOISE and kind not in INSTANCE_NOISE]
+    unknown = [kind for kind in kinds if kind not in NOISE and kind not in INSTANCE_NOISE and kind != CLIENT]
     if unknown:
-        ap.error(f"unknown noise {unknown}: choose from {[*NOISE, *INSTANCE_NOISE]}")
+        ap.error(f"unknown noise {unknown}: choose from {[*NOISE, *INSTANCE_NOISE, CLIENT]}")
     for kind in kinds:
         noisy, t_true, flipped = grid_noise(kind, images, y, k, trainer, seed=args.seed,
-                                            annotator_steps=args.annotator_steps, cache=args.cache)
+                                            annotator_steps=args.annotator_steps, cache=args.cache,
+                                            data_dir=args.data)
         model1_acc = earlier.get(kind)
         for m in map(int, args.trusted.split(",")):
             task = Task(images, noisy, y[:N_VAL + m], Split(train_clean=np.arange(N_VAL, N_VAL + m),
@@ -202,7 +218,7 @@ def main() -> None:
                    "transition_error_l1": err, "likeliest_noisy_label_wrong": flipped,
                    "transition_source": r2["transition_source"],
                    "seconds": time.monotonic() - t0, "steps": args.steps, "seed": args.seed,
-                   "method_set": args.method_set}
+                   "method_set": args.method_set, "set": args.set}
             results.append(row)
             rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['model_ii']:.4f} | "
                         f"{100 * (row['model_ii'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fix the CNN epochs instead of sizing them to the budget (reproducible)")
         p.add_argument("--width", type=_positive(int), default=None,
                        help="CNN width (default: 16 on CPU, 64 when TensorFlow sees a GPU)")
+        p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                       help="CNN training arithmetic (default auto: bfloat16 where the CPU has native bf16, else "
+                            "float32); the exported models are float32 either way")
 
     p = sub.add_parser("train", help="train the baseline, Model I and Model II into a run directory")
     p.add_argument("--data", type=Path, help="client data folder (images/, noisy_labels.csv, ...)")
@@ -148,7 +151,8 @@ def _train(args) -> None:
 
     resume = getattr(args, "resume", None)
     train(args.data, resume or args.out, models=args.models, time_budget_s=args.time_budget * 60, seed=args.seed,
-          val_fraction=args.val_fraction, epochs=args.epochs, width=args.width, progress=not args.quiet,
+          val_fraction=args.val_fraction, epochs=args.epochs, width=args.width, precision=args.precision,
+          progress=not args.quiet,
           resume=resume is not None, class_names=getattr(args, "class_names", None))
 
 

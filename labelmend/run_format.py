@@ -69,6 +69,7 @@ class RunRecord:
     seconds_per_step: float | None = None
     hyperparameters: dict | None = None
     global_batch_size: int | None = None
+    dtype_policy: str | None = None                  # "mixed_bfloat16" or "float32" (cnn.dtype_policy)
     # the end of the run
     comparisons: list = field(default_factory=list)  # task.paired_difference of each weak-supervision CNN
     label_issues: dict | None = None                 # label_issues.judge_run

@@ -19,6 +19,9 @@ HYP = {
     "net": {
         "width": 16,             # channels of the first block; later 2x, 4x, 8x (16: ~900 img/s on 2 cores)
         "gpu_width": 64,         # the width used when TensorFlow sees a GPU (same budget buys far more there)
+        "precision": "auto",     # "auto": bfloat16 compute (mixed_bfloat16) where the CPU has native bf16 (AVX512_BF16
+                                 # or AMX), float32 elsewhere; "float32" / "bfloat16" force one. Variables, logits and
+                                 # the loss stay float32, and the exported graph is float32 either way
         "logit_scale": 0.125,    # multiplies the pooled features before the classifier (airbench's 1/8): keeps the
                                  # initial logits small, which a max-pooled ResNet needs to train stably at high LR
     },
@@ -54,58 +57,100 @@ def hyperparameters(**overrides) -> dict:
     return hyp
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512_BF16 or AMX-BF16); False where it cannot be told."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def dtype_policy(precision: str, *, device: str = "cpu") -> str:
+    """The Keras dtype policy that trains at ``precision`` (:data:`PRECISIONS`) on ``device``: "mixed_bfloat16"
+    (bfloat16 compute, float32 variables) or "float32". "auto" picks bfloat16 only on a CPU with native bf16:
+    elsewhere it is emulated and slower."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        precision = "bfloat16" if device == "cpu" and native_bf16() else "float32"
+    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
 # ---------------------------------------------------------------- layers and model
 
 WHITEN_PATCH = 2  # the whitening filters' size: 2x2 RGB patches, 12 dimensions
 
 
-def _conv_bn_relu(x, channels: int, name: str):
+def _conv_bn_relu(x, channels: int, name: str, policy: str):
     from keras import layers
 
     x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                      name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+                      name=f"{name}_conv", dtype=policy)(x)
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn", dtype=policy)(x)
+    return layers.ReLU(name=f"{name}_relu", dtype=policy)(x)
 
 
 def make_model(images: np.ndarray, *, n_classes: int, width: int = HYP["net"]["width"],
-               logit_scale: float = HYP["net"]["logit_scale"], seed: int = 0):
+               logit_scale: float = HYP["net"]["logit_scale"], seed: int = 0, policy: str = "float32"):
     """ResNet-9-style CNN: raw RGB (N, 32, 32, 3) float32 in [0, 255] → logits (N, n_classes).
 
     Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values. Two of airbench's
     parts that speed up early training: the first layer is frozen 2x2 patch-whitening filters of ``images`` (uint8
     training images; :func:`whitening_filters`), and the other convolutions start as identities (:func:`dirac_init`),
-    so the deep stack trains at a high learning rate from the first step.
+    so the deep stack trains at a high learning rate from the first step. ``policy`` is the Keras dtype policy of
+    every layer but the classifier, which computes its logits in float32 (:func:`dtype_policy`).
     """
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(IMAGE_SHAPE, name="images")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inputs)
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale", dtype=policy)(inputs)
     # as many ± filter pairs as the width asks for, at most the 12 dimensions of a 2x2x3 patch (airbench: 24)
     n_whiten = max(2, min(width, 2 * WHITEN_PATCH * WHITEN_PATCH * 3) // 2 * 2)
-    whiten = layers.Conv2D(n_whiten, WHITEN_PATCH, padding="same", use_bias=False, trainable=False, name="prep_conv")
+    whiten = layers.Conv2D(n_whiten, WHITEN_PATCH, padding="same", use_bias=False, trainable=False, name="prep_conv",
+                           dtype=policy)
     x = whiten(x)
     whiten.kernel.assign(whitening_filters(images, n_whiten, patch=WHITEN_PATCH))
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn")(x)
-    x = layers.ReLU(name="prep_relu")(x)
-    x = _conv_bn_relu(x, 2 * width, "layer1")
-    x = layers.MaxPooling2D(name="pool1")(x)
-    r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a"), 2 * width, "res1b")
-    x = layers.Add(name="res1")([x, r])
-    x = _conv_bn_relu(x, 4 * width, "layer2")
-    x = layers.MaxPooling2D(name="pool2")(x)
-    x = _conv_bn_relu(x, 8 * width, "layer3")
-    x = layers.MaxPooling2D(name="pool3")(x)
-    r = _conv_bn_relu(_conv_bn_relu(x, 8 * width, "res3a"), 8 * width, "res3b")
-    x = layers.Add(name="res3")([x, r])
-    x = layers.GlobalMaxPooling2D(name="pool")(x)
-    x = layers.Rescaling(logit_scale, name="logit_scale")(x)
-    logits = layers.Dense(n_classes, name="logits")(x)
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn", dtype=policy)(x)
+    x = layers.ReLU(name="prep_relu", dtype=policy)(x)
+    x = _conv_bn_relu(x, 2 * width, "layer1", policy)
+    x = layers.MaxPooling2D(name="pool1", dtype=policy)(x)
+    r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a", policy), 2 * width, "res1b", policy)
+    x = layers.Add(name="res1", dtype=policy)([x, r])
+    x = _conv_bn_relu(x, 4 * width, "layer2", policy)
+    x = layers.MaxPooling2D(name="pool2", dtype=policy)(x)
+    x = _conv_bn_relu(x, 8 * width, "layer3", policy)
+    x = layers.MaxPooling2D(name="pool3", dtype=policy)(x)
+    r = _conv_bn_relu(_conv_bn_relu(x, 8 * width, "res3a", policy), 8 * width, "res3b", policy)
+    x = layers.Add(name="res3", dtype=policy)([x, r])
+    x = layers.GlobalMaxPooling2D(name="pool", dtype=policy)(x)
+    x = layers.Rescaling(logit_scale, name="logit_scale", dtype=policy)(x)
+    logits = layers.Dense(n_classes, name="logits", dtype="float32")(x)
     model = keras.Model(inputs, logits, name=f"resnet9_w{width}")
     dirac_init(model, skip=("prep_conv",))
     return model
+
+
+def float32_copy(model):
+    """``model`` itself if every layer computes in float32, else the same network and weights in float32: what
+    export converts (onnxruntime's CPU kernels have no bfloat16 convolutions)."""
+    import keras
+
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def as_float32(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=as_float32)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def whitening_filters(images: np.ndarray, n_filters: int, *, patch: int = 2, eps: float = 5e-4,

@@ -217,6 +217,8 @@ class Trainer:
         import tensorflow as tf
 
         self.strategy = self.strategy or tf.distribute.get_strategy()
+        device = "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+        self.policy = cnn.dtype_policy(self.hyp["net"].get("precision", "float32"), device=device)
 
     @property
     def replicas(self) -> int:
@@ -227,12 +229,12 @@ class Trainer:
         return distribute.global_batch_size(self.hyp, self.replicas)
 
     def model(self, n_classes: int, images: np.ndarray):
-        """A fresh network of the run's width, built under the strategy; ``images`` (uint8, the training images)
-        give the whitening filters."""
+        """A fresh network of the run's width and precision (``policy``), built under the strategy; ``images``
+        (uint8, the training images) give the whitening filters."""
         net = self.hyp["net"]
         with self.strategy.scope():
             return cnn.make_model(images, n_classes=n_classes, width=net["width"], logit_scale=net["logit_scale"],
-                                  seed=self.seed)
+                                  seed=self.seed, policy=self.policy)
 
     def calibrate(self, images: np.ndarray, n_classes: int) -> tuple[float, float]:
         """Wall seconds of one training step of the real network, input pipeline and strategy on this machine, and

@@ -48,7 +48,8 @@ def partial_dir(out_dir: str | os.PathLike) -> Path:
 
 def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=registry.MODEL_NAMES,
           time_budget_s: float = 1800, seed: int = 0, val_fraction: float = DEFAULT_VAL_FRACTION,
-          epochs: float | None = None, width: int | None = None, progress: bool = True, resume: bool = False,
+          epochs: float | None = None, width: int | None = None, precision: str = "auto", progress: bool = True,
+          resume: bool = False,
           class_names: str | os.PathLike | None = None) -> RunRecord:
     """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return its record.
 
@@ -68,7 +69,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     work = partial_dir(out_dir)
     config = _read_config(work, out_dir) if resume else _check_config(
         data_dir, models=models, time_budget_s=time_budget_s, seed=seed, val_fraction=val_fraction, epochs=epochs,
-        width=width, class_names=class_names)
+        width=width, precision=precision, class_names=class_names)
     if distribute.n_workers() > 1 and config["epochs"] is None:
         raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
@@ -128,7 +129,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     return record
 
 
-def _check_config(data_dir, *, models, time_budget_s, seed, val_fraction, epochs, width, class_names) -> dict:
+def _check_config(data_dir, *, models, time_budget_s, seed, val_fraction, epochs, width, precision,
+                  class_names) -> dict:
     """The settings of a new run (saved, so --resume needs nothing else), checked."""
     unknown = [m for m in models if m not in registry.MODEL_NAMES]
     if unknown:
@@ -138,7 +140,7 @@ def _check_config(data_dir, *, models, time_budget_s, seed, val_fraction, epochs
     if time_budget_s <= 0:
         raise DataError(f"--time-budget must be positive, got {time_budget_s}")
     return {"data_dir": str(Path(data_dir).resolve()), "models": list(models), "time_budget_s": time_budget_s,
-            "seed": seed, "val_fraction": val_fraction, "epochs": epochs, "width": width,
+            "seed": seed, "val_fraction": val_fraction, "epochs": epochs, "width": width, "precision": precision,
             "class_names_file": str(Path(class_names).resolve()) if class_names else None}
 
 
@@ -228,6 +230,7 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
         return
     hyp = record.hyperparameters or cnn.hyperparameters()
     hyp["net"]["width"] = config["width"] or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
+    hyp["net"]["precision"] = config.get("precision", "auto")
     trainer = Trainer(hyp=hyp, seed=config["seed"], progress=progress, strategy=strategy)
     n = len(data.images)
     n_train = n - len(split.val)  # the CNNs train on all but the validation images
@@ -248,9 +251,10 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
         steps, per_model_s = plan.steps, plan.seconds_per_model
     record.device, record.distribution, record.cnn_steps = device, distribute.describe(strategy), steps
     record.seconds_per_step, record.hyperparameters, record.global_batch_size = sps, hyp, trainer.batch_size
+    record.dtype_policy = trainer.policy
     save_progress()
     _log(f"CNNs on {device} ({record.distribution['strategy']}, {trainer.replicas} replica(s)): width "
-         f"{hyp['net']['width']}, {steps} steps each of {trainer.batch_size} images "
+         f"{hyp['net']['width']}, {trainer.policy}, {steps} steps each of {trainer.batch_size} images "
          f"({steps * trainer.batch_size / n_train:.1f} epochs)" + (f", {sps:.3f} s/step measured" if sps else ""))
     task = Task(data.images, data.noisy_labels, data.clean_labels, split, n_classes=data.n_classes,
                 verified_index=data.verified_index, verified_labels=data.verified_labels)
@@ -274,7 +278,8 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
             validation_predicted=validation.pop("predicted", None), validation=validation,
             training={**{k: v for k, v in rep.items() if k not in ("validation", "seconds")},
                       "method": method.module.rsplit(".", 1)[-1], "method_hyperparameters": method.hyperparameters(),
-                      "width": hyp["net"]["width"], "device": device, "flip_tta": hyp["eval"]["flip_tta"],
+                      "width": hyp["net"]["width"], "dtype_policy": trainer.policy, "device": device,
+                      "flip_tta": hyp["eval"]["flip_tta"],
                       "clean_labels_used": "train split only" if method.uses_clean_labels else "none",
                       "validation_images": "held out entirely (neither clean nor noisy label trained on)"})
         save_progress()
