@@ -174,6 +174,7 @@ def main() -> None:
                     help="override the network's HYP (JSON value), e.g. net.precision=\"bfloat16\"")
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override Model II's HYP (JSON value), e.g. clean_repeat=2")
+    ap.add_argument("--no-model-i", action="store_true", help="train Model II only (its rows show no Model I)")
     ap.add_argument("--out-json", type=Path, help="the rows as JSON, rewritten after each row")
     ap.add_argument("--model-i-from", type=Path, metavar="JSON",
                     help="take Model I's accuracy from an earlier --out-json of the same seed and steps (Model I "
@@ -203,7 +204,7 @@ def main() -> None:
             task = Task(images, noisy, y[:N_VAL + m], Split(train_clean=np.arange(N_VAL, N_VAL + m),
                                                           val=np.arange(N_VAL)), n_classes=k)
             t0 = time.monotonic()
-            if model1_acc is None:  # Model I never sees a clean label: once per noise kind
+            if model1_acc is None and not args.no_model_i:  # Model I never sees a clean label: once per noise kind
                 _, r1 = noisy_ce.train(task, trainer, steps=args.steps)
                 model1_acc = r1["validation"]["accuracy"]
             _, r2 = forward_confident.train(task, trainer, steps=args.steps, hyp_noise=hyp_noise)
@@ -220,8 +221,9 @@ def main() -> None:
                    "seconds": time.monotonic() - t0, "steps": args.steps, "seed": args.seed,
                    "method_set": args.method_set, "set": args.set}
             results.append(row)
-            rows.append(f"| {kind} | {m:,} | {model1_acc:.4f} | {row['model_ii']:.4f} | "
-                        f"{100 * (row['model_ii'] - model1_acc):+.1f} pt | {lc['noisy_label_accuracy']:.3f} → "
+            model1 = "—" if model1_acc is None else f"{model1_acc:.4f}"
+            gain = "—" if model1_acc is None else f"{100 * (row['model_ii'] - model1_acc):+.1f} pt"
+            rows.append(f"| {kind} | {m:,} | {model1} | {row['model_ii']:.4f} | {gain} | {lc['noisy_label_accuracy']:.3f} → "
                         f"{corrected:.3f} | {_share(row)} | {err:.3f} | {row['seconds']:.0f} |")
             print(rows[-1], flush=True)
             if args.out_json:
