@@ -223,8 +223,9 @@ def main() -> None:
             results.append(row)
             model1 = "—" if model1_acc is None else f"{model1_acc:.4f}"
             gain = "—" if model1_acc is None else f"{100 * (row['model_ii'] - model1_acc):+.1f} pt"
-            rows.append(f"| {kind} | {m:,} | {model1} | {row['model_ii']:.4f} | {gain} | {lc['noisy_label_accuracy']:.3f} → "
-                        f"{corrected:.3f} | {_share(row)} | {err:.3f} | {row['seconds']:.0f} |")
+            rows.append(f"| {kind} | {m:,} | {model1} | {row['model_ii']:.4f} | {gain} | "
+                        f"{lc['noisy_label_accuracy']:.3f} → {corrected:.3f} | {_share(row)} | {err:.3f} | "
+                        f"{row['seconds']:.0f} |")
             print(rows[-1], flush=True)
             if args.out_json:
                 args.out_json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
