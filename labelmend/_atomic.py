@@ -1,4 +1,4 @@
-"""Write an output directory (or one JSON file) so that it appears whole or not at all.
+"""Write an output directory (or one JSON file) so that it appears whole or not at all; read JSON back.
 
 ``with atomic_directory(path) as tmp:`` — write everything into ``tmp`` (a hidden sibling of ``path``); on a clean
 exit ``tmp`` replaces ``path`` by rename, on any exception the previous ``path`` is left exactly as it was and
@@ -50,3 +50,18 @@ def write_json(path: str | os.PathLike, obj, *, sort_keys: bool = False) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def read_json(path: Path, *, error: type[Exception], missing: str, corrupt: str):
+    """The JSON in ``path``; ``error`` with "PATH: ``missing``" if there is no such file, with "PATH: ``corrupt``"
+    (its ``{exc}`` filled with the parser's message) if it is not JSON, and with the OS's reason if unreadable."""
+    import json
+
+    if not path.is_file():
+        raise error(f"{path}: {missing}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: {corrupt.format(exc=exc)}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None

@@ -33,11 +33,11 @@ This module is pure Python (json, hashlib) so both sides can import it without p
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
 
+from labelmend._atomic import read_json, write_json
 from labelmend.errors import BundleError
 
 FORMAT = "labelmend-bundle"
@@ -66,8 +66,7 @@ def write_manifest(bundle_dir: str | os.PathLike, manifest: dict) -> Path:
     """Validate ``manifest`` and write it as ``bundle_dir/manifest.json``; returns the path."""
     validate_manifest(manifest, source="manifest to write")
     path = Path(bundle_dir) / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    return write_json(path, manifest, sort_keys=True)
 
 
 def read_manifest(bundle_dir: str | os.PathLike, *, verify_files: bool = True) -> dict:
@@ -82,14 +81,8 @@ def read_manifest(bundle_dir: str | os.PathLike, *, verify_files: bool = True) -
     if not bundle.is_dir():
         raise BundleError(f"bundle directory {str(bundle)!r} does not exist (create one with `labelmend export`)")
     path = bundle / MANIFEST_NAME
-    if not path.is_file():
-        raise BundleError(f"{path}: missing; this is not a labelmend bundle")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: not valid JSON ({exc}); the manifest is corrupt or was edited") from None
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read ({exc.strerror})") from None
+    manifest = read_json(path, error=BundleError, missing="missing; this is not a labelmend bundle",
+                         corrupt="not valid JSON ({exc}); the manifest is corrupt or was edited")
     validate_manifest(manifest, source=str(path))
     if verify_files:
         for name, spec in manifest["models"].items():

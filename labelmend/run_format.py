@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labelmend._atomic import write_json
+from labelmend._atomic import read_json, write_json
 from labelmend.errors import DataError
 
 RUN_JSON = "run.json"                   # the RunRecord
@@ -103,12 +102,8 @@ class RunRecord:
 def read_run(run_dir: str | os.PathLike) -> RunRecord:
     """The record of the finished run in ``run_dir``; a clear DataError if it is not one or is corrupt."""
     path = Path(run_dir) / RUN_JSON
-    if not path.is_file():
-        raise DataError(f"{path}: not found; {run_dir} is not a finished `labelmend train` run (give its --out folder)")
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: corrupt run record ({exc}); train the run again") from None
+    d = read_json(path, error=DataError, corrupt="corrupt run record ({exc}); train the run again",
+                  missing=f"not found; {run_dir} is not a finished `labelmend train` run (give its --out folder)")
     return RunRecord.from_dict(d, source=str(path))
 
 
