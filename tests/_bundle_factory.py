@@ -17,9 +17,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _data_factory
 import numpy as np
 
-from labelmend import CLASS_NAMES
 from labelmend.bundle_format import MANIFEST_NAME, sha256_file, write_manifest
 
 OPSET = 17
@@ -176,7 +176,7 @@ def base_manifest(models: dict, default_model: str) -> dict:
         "format_version": 1,
         "labelmend_version": "0.1.0",
         "created_utc": "2026-11-27T20:00:00Z",
-        "class_names": list(CLASS_NAMES),
+        "class_names": list(_data_factory.CLASS_NAMES),
         "default_model": default_model,
         "library_versions": {},
         "models": models,

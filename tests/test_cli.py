@@ -18,7 +18,6 @@ import _data_factory as factory  # noqa: E402  (tests/ is put on sys.path by con
 import numpy as np
 import pytest
 
-from labelmend import CLASS_NAMES
 from labelmend.cli import main
 
 
@@ -318,7 +317,7 @@ def test_test_folder_with_fewer_images_than_labels_is_one_line(tmp_path, capsys)
 
 
 def test_end_to_end_baseline(tmp_path, capsys):
-    w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=20, class_names=CLASS_NAMES)
+    w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=20, class_names=factory.CLASS_NAMES)
     t = factory.make_test_dir(tmp_path / "test", n=10)
     run, bundle, evaluation = tmp_path / "run", tmp_path / "bundle", tmp_path / "eval"
 
@@ -344,7 +343,7 @@ def test_end_to_end_baseline(tmp_path, capsys):
     assert len(lines) == 10
     for line, path in zip(lines, images):
         p, label, name = line.split("\t")
-        assert p == path and name in CLASS_NAMES and CLASS_NAMES[int(label)] == name
+        assert p == path and name in factory.CLASS_NAMES and factory.CLASS_NAMES[int(label)] == name
 
     # a corrupt image given to predict: one line naming it, exit 1
     bad = tmp_path / "bad.png"

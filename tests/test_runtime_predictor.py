@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from labelmend.runtime import predictor as predictor_module
 
-from labelmend import CLASS_NAMES
 from labelmend.errors import InputError, InputTypeError, MissingDependencyError
 
 CUDA = "CUDAExecutionProvider"
 
 
 import _bundle_factory as factory  # noqa: E402  (tests/ is put on sys.path by conftest.py)
+import _data_factory  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def images():
 
 def test_default_model_is_manifest_default(model2, ref):
     assert model2.model == "model2"
-    assert model2.class_names == tuple(CLASS_NAMES) and model2.n_classes == 10
+    assert model2.class_names == tuple(_data_factory.CLASS_NAMES) and model2.n_classes == 10
     assert model2.manifest == ref.manifest["models"]["model2"]
     assert model2.preprocessing == "raw_rgb"
     assert "CPUExecutionProvider" in model2.providers
@@ -238,7 +238,7 @@ def test_predict_batch_dtype_and_empty(model2, baseline):
 
 def test_predict_names(model2, images):
     names = model2.predict_names(images[:5])
-    assert names == [CLASS_NAMES[i] for i in model2.predict_batch(images[:5])]
+    assert names == [_data_factory.CLASS_NAMES[i] for i in model2.predict_batch(images[:5])]
     assert model2.predict_names(images[0]) == names[0]
 
 
