@@ -49,8 +49,7 @@ def partial_dir(out_dir: str | os.PathLike) -> Path:
 def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, models=registry.MODEL_NAMES,
           time_budget_s: float = 1800, seed: int = 0, val_fraction: float = DEFAULT_VAL_FRACTION,
           epochs: float | None = None, width: int | None = None, precision: str = "auto", progress: bool = True,
-          resume: bool = False,
-          class_names: str | os.PathLike | None = None) -> RunRecord:
+          resume: bool = False, class_names: str | os.PathLike | None = None) -> RunRecord:
     """Train ``models`` on the data in ``data_dir``; write the run to ``out_dir``; return its record.
 
     Work happens in :func:`partial_dir` (finished models and per-epoch checkpoints land there as they are made) and
