@@ -8,7 +8,7 @@ without a trusted label get their true label as a person checking them would giv
 Model II trains again from scratch with the same steps and seed. B = 320 is 4 % of the 8,000 training images, as
 2,000 of the client's 50,000:
 
-    python bench/bench_review_queue.py --data ../shared/data/seed --steps 500 --seed 0 --out-json J
+    python bench/bench_review_queue.py --data ../shared/data/seed --steps 500 --seed 0 --out-json J [--rank kept_first]
 
 Prints one Markdown row per B: Model II before, with the queue's B, with random B, and how many wrong labels each
 choice fixed.
@@ -27,6 +27,17 @@ from labelmend.train import label_issues
 from labelmend.train.methods import forward_confident
 from labelmend.train.task import Split, Task
 
+RANKS = ("chance_label_wrong", "kept_first")
+
+
+def ranked(j, rank: str) -> np.ndarray:
+    """The images without a trusted label, most useful to check first, by ``rank`` (:data:`RANKS`)."""
+    candidates = np.flatnonzero(j.judged_by_network)
+    order = candidates[np.lexsort((j.label_quality[candidates], -j.chance_label_wrong[candidates]))]
+    if rank == "kept_first":  # a kept wrong label trains Model II's stage B; a flagged one is only left out
+        order = np.concatenate([order[~j.is_label_issue[order]], order[j.is_label_issue[order]]])
+    return order
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,6 +49,10 @@ def main() -> None:
     ap.add_argument("--annotator-steps", type=int, default=ANNOTATOR_STEPS)
     ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rank", choices=RANKS, default="chance_label_wrong",
+                    help="how the queue ranks the images: review_queue.csv's order (chance_label_wrong), or the "
+                         "labels Model II kept that most likely are wrong first, then the flagged ones (kept_first)")
+    ap.add_argument("--choices", default="queue,random", help="which retrainings: queue, random or both")
     ap.add_argument("--out-json", type=Path)
     args = ap.parse_args()
     k, images, y, trainer = grid_setup(args.data, args.seed)
@@ -62,7 +77,7 @@ def main() -> None:
     j = label_issues.judge(pred_probs, noisy, trusted=trusted, trusted_source=np.where(trusted >= 0, "clean", ""),
                            out_of_sample=out_of_sample, transition=np.asarray(report["transition_matrix"]))
     candidates = np.flatnonzero(j.judged_by_network)
-    queue = candidates[np.lexsort((j.label_quality[candidates], -j.chance_label_wrong[candidates]))]
+    queue = ranked(j, args.rank)
     rng = np.random.default_rng(args.seed + 7)
     q = label_issues.flag_quality(noisy[:N_VAL], j.predicted[:N_VAL], y[:N_VAL])
     print(f"Model II before: {before:.4f}; flags on validation: precision {q['precision']:.3f} recall "
@@ -74,15 +89,18 @@ def main() -> None:
     for b in map(int, args.verify.split(",")):
         top, rand = queue[:b], np.sort(rng.choice(candidates, size=b, replace=False))
         acc = {name: model2(np.sort(chosen))[1]["validation"]["accuracy"] for name, chosen in
-               (("queue", top), ("random", rand))}
+               (("queue", top), ("random", rand)) if name in args.choices.split(",")}
+        acc.setdefault("queue", None)
+        acc.setdefault("random", None)
         fixed = {name: int(np.sum(noisy[c] != y[c])) for name, c in (("queue", top), ("random", rand))}
         row = {"noise": args.noise, "trusted": m, "verified": b, "model_ii_before": before, "flag_quality": q,
                "model_ii_queue": acc["queue"], "model_ii_random": acc["random"], "wrong_fixed": fixed,
-               "steps": args.steps, "seed": args.seed, "seconds": time.monotonic() - t0}
+               "steps": args.steps, "seed": args.seed, "rank": args.rank, "seconds": time.monotonic() - t0}
         results.append(row)
-        print(f"| {args.noise} | {m:,} | {b:,} | {before:.4f} | {acc['queue']:.4f} | {acc['random']:.4f} | "
-              f"{100 * (acc['queue'] - acc['random']):+.1f} pt | {fixed['queue']} / {fixed['random']} | "
-              f"{row['seconds']:.0f} |", flush=True)
+        fmt = {name: "—" if a is None else f"{a:.4f}" for name, a in acc.items()}
+        diff = "—" if None in acc.values() else f"{100 * (acc['queue'] - acc['random']):+.1f} pt"
+        print(f"| {args.noise} | {m:,} | {b:,} | {before:.4f} | {fmt['queue']} | {fmt['random']} | {diff} | "
+              f"{fixed['queue']} / {fixed['random']} | {row['seconds']:.0f} |", flush=True)
         if args.out_json:
             args.out_json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
