@@ -22,6 +22,7 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path, flags, native):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_uses_bfloat16_only_on_a_cpu_with_native_bf16_and_float32_forces_it_off(monkeypatch, native):
+    monkeypatch.delenv(cnn.PRECISION_ENV, raising=False)
     monkeypatch.setattr(cnn, "native_bf16", lambda: native)
     assert cnn.dtype_policy("auto") == ("mixed_bfloat16" if native else "float32")
     assert cnn.dtype_policy("auto", device="gpu") == "float32"
@@ -29,6 +30,11 @@ def test_auto_uses_bfloat16_only_on_a_cpu_with_native_bf16_and_float32_forces_it
     assert cnn.dtype_policy("bfloat16") == "mixed_bfloat16"
     with pytest.raises(ValueError, match="precision must be one of"):
         cnn.dtype_policy("fp8")
+    monkeypatch.setenv(cnn.PRECISION_ENV, "float32")  # what auto means, e.g. for a test suite on a bf16 host
+    assert cnn.dtype_policy("auto") == "float32" and cnn.dtype_policy("bfloat16") == "mixed_bfloat16"
+    monkeypatch.setenv(cnn.PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match="LABELMEND_PRECISION"):
+        cnn.dtype_policy("auto")
 
 
 def test_a_bfloat16_network_keeps_float32_weights_and_logits_and_its_float32_copy_agrees():
@@ -55,6 +61,7 @@ def test_train_and_export_at_each_precision(tmp_path, monkeypatch, precision, po
     from labelmend.train.pipeline import train
 
     monkeypatch.setenv("LABELMEND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(cnn.PRECISION_ENV, raising=False)
     monkeypatch.setattr(cnn, "native_bf16", lambda: True)
     w = factory.make_training_dir(tmp_path / "data", n=60, n_clean=30)
     record = train(w.root, tmp_path / "run", models=["model1"], epochs=1, width=4, precision=precision,
@@ -65,3 +72,14 @@ def test_train_and_export_at_each_precision(tmp_path, monkeypatch, precision, po
     assert manifest["models"]["model1"]["export"]["parity_max_abs_diff"] < 1e-4
     proba = load(tmp_path / "bundle", "model1").predict_proba(w.images[:4])
     assert proba.dtype == np.float32 and np.allclose(proba.sum(1), 1, atol=1e-4)
+
+
+def test_a_bad_precision_setting_stops_train_in_one_line(tmp_path, monkeypatch, capsys):
+    from labelmend.cli import main
+
+    w = factory.make_training_dir(tmp_path / "data", n=20, n_clean=10)
+    monkeypatch.setenv(cnn.PRECISION_ENV, "half")
+    assert main(["train", "--data", str(w.root), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "LABELMEND_PRECISION" in err[0] and "'half'" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -9,6 +9,7 @@ that trains it is :mod:`labelmend.train.loop`; what it is trained on is each met
 from __future__ import annotations
 
 import copy
+import os
 import weakref
 
 import numpy as np
@@ -58,6 +59,7 @@ def hyperparameters(**overrides) -> dict:
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISION_ENV = "LABELMEND_PRECISION"  # what "auto" means when set: float32 or bfloat16 (e.g. for a whole test suite)
 
 
 def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
@@ -72,10 +74,13 @@ def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 def dtype_policy(precision: str, *, device: str = "cpu") -> str:
     """The Keras dtype policy that trains at ``precision`` (:data:`PRECISIONS`) on ``device``: "mixed_bfloat16"
-    (bfloat16 compute, float32 variables) or "float32". "auto" picks bfloat16 only on a CPU with native bf16:
-    elsewhere it is emulated and slower."""
+    (bfloat16 compute, float32 variables) or "float32". "auto" is ``$LABELMEND_PRECISION`` when set, else bfloat16
+    only on a CPU with native bf16: elsewhere it is emulated and slower."""
+    if precision == "auto":
+        precision = os.environ.get(PRECISION_ENV, "").strip() or "auto"
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r} (--precision or "
+                         f"{PRECISION_ENV})")
     if precision == "auto":
         precision = "bfloat16" if device == "cpu" and native_bf16() else "float32"
     return "mixed_bfloat16" if precision == "bfloat16" else "float32"

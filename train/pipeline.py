@@ -69,6 +69,12 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     config = _read_config(work, out_dir) if resume else _check_config(
         data_dir, models=models, time_budget_s=time_budget_s, seed=seed, val_fraction=val_fraction, epochs=epochs,
         width=width, precision=precision, class_names=class_names)
+    try:  # a bad --precision or LABELMEND_PRECISION stops here, before any work
+        from labelmend.train.cnn import dtype_policy
+
+        dtype_policy(config.get("precision", "auto"))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     if distribute.n_workers() > 1 and config["epochs"] is None:
         raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
