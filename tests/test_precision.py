@@ -68,6 +68,10 @@ def test_train_and_export_at_each_precision(tmp_path, monkeypatch, precision, po
                    progress=False)
     assert record.dtype_policy == policy == record.models["model1"].training["dtype_policy"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["hyperparameters"]["net"]["precision"] == precision
+    import keras
+
+    saved = keras.models.load_model(tmp_path / "run" / "model1.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}  # trained in bf16, shipped in float32
     manifest = export_bundle(tmp_path / "run", tmp_path / "bundle", progress=False)
     assert manifest["models"]["model1"]["export"]["parity_max_abs_diff"] < 1e-4
     proba = load(tmp_path / "bundle", "model1").predict_proba(w.images[:4])

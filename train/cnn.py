@@ -143,19 +143,25 @@ def make_model(images: np.ndarray, *, n_classes: int, width: int = HYP["net"]["w
 
 
 def float32_copy(model):
-    """``model`` itself if every layer computes in float32, else the same network and weights in float32: what
-    export converts (onnxruntime's CPU kernels have no bfloat16 convolutions)."""
+    """``model`` itself if every layer computes in float32, else its float32 twin: the same network, holding a copy of
+    ``model``'s current weights, computing in float32. It is what labelmend saves, scores, judges labels with and
+    exports (onnxruntime's CPU kernels have no bfloat16 convolutions), so every figure a run reports is the shipped
+    graph's. One twin per model, refreshed on every call, so its traced functions are reused."""
     import keras
 
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
+    twin = _FLOAT32_TWINS.get(model)
+    if twin is None:
+        def as_float32(layer):
+            return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 
-    def as_float32(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+        twin = _FLOAT32_TWINS[model] = keras.models.clone_model(model, clone_function=as_float32)
+    twin.set_weights(model.get_weights())
+    return twin
 
-    copy = keras.models.clone_model(model, clone_function=as_float32)
-    copy.set_weights(model.get_weights())
-    return copy
+
+_FLOAT32_TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def whitening_filters(images: np.ndarray, n_filters: int, *, patch: int = 2, eps: float = 5e-4,

@@ -249,7 +249,9 @@ class Trainer:
         return hist.warm_seconds / CALIBRATION_STEPS, (time.monotonic() - t0) / n
 
     def predict_proba(self, model, images: np.ndarray) -> np.ndarray:
-        return cnn.predict_proba(model, images, batch_size=self.hyp["eval"]["batch_size"],
+        """P(y | x) (N, K) of ``model``'s float32 twin (:func:`~labelmend.train.cnn.float32_copy`): the shipped
+        graph's arithmetic whatever the training precision."""
+        return cnn.predict_proba(cnn.float32_copy(model), images, batch_size=self.hyp["eval"]["batch_size"],
                                  flip_tta=self.hyp["eval"]["flip_tta"])
 
     def fit(self, model, data: TrainingTargets, *, steps: int, name: str, desc: str, loss=cross_entropy,

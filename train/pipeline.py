@@ -272,7 +272,7 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
         trainer.checkpoints.mkdir(parents=True, exist_ok=True)
         method = registry.METHODS[name]
         model, rep = method.trainer()(task, trainer, steps=steps)
-        model.save(work / registry.model_file(name))
+        cnn.float32_copy(model).save(work / registry.model_file(name))  # what export converts and ships
         if name == judge:  # its verdict on every label (label_issues.py), kept for after the last model
             np.save(work / PRED_PROBS_PARTIAL, trainer.predict_proba(model, data.images))
         plot_training_curves(rep["history"], work / rf.REPORTS / f"curves_{name}.png",
