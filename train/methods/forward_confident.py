@@ -44,8 +44,6 @@ HYP = {
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
-    "flagged": "drop",       # EXPERIMENT (issue 23): what stage B does with a flagged label: drop (left out), relabel
-                             # (trains on its confident label), soft (trains on P(y | x, ỹ))
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -176,14 +174,9 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "corrected_label_accuracy": accuracy(one_hot(corrected[split.val], k), val[1]), "n": int(len(split.val))}
     final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
     if steps_b > 0:
-        keep = ~flagged[rows] if hyp_noise["flagged"] == "drop" else np.ones(len(rows), bool)
+        keep = ~flagged[rows]
         rows_b = rows[keep] if keep.any() else rows  # all flagged happens on tiny data only
         targets_b = one_hot(noisy, k, smoothing=smoothing)
-        if hyp_noise["flagged"] == "relabel":
-            targets_b[flagged] = one_hot(corrected[flagged], k, smoothing=smoothing)
-        elif hyp_noise["flagged"] == "soft":
-            posterior = noise.posterior_correction(probs, noisy, transition)
-            targets_b[flagged] = (1 - smoothing) * posterior[flagged] + smoothing / k
         targets_b[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
                              steps=steps_b, name="B", seed_offset=1, cycle=(a_frac, 1.0), epoch_images=epoch_images,
