@@ -16,8 +16,10 @@ with the same network and the same number of steps:
     python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --trusted 0,200,1000,8000
     python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --noise "annotator-like 40 %"
     python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --noise "annotator-sampled 40 %"
+    python bench/bench_noise_grid.py --data ../shared/data/seed --steps 500 --noise client --trusted 1500 --ceiling
 
-Prints one Markdown row per (noise, m): Model I, Model II, how often the validation images' simulated noisy labels
+Prints one Markdown row per (noise, m): Model I, Model II, Model II's distance to the ceiling (``--ceiling``: the same
+network, images and steps trained on the true labels), how often the validation images' simulated noisy labels
 are right before and after Model II's correction, the share of noisy labels Model II's stage B kept and how often
 those are right (validation images), and the L1 row error of the T Model II used.
 """
@@ -175,6 +177,9 @@ def main() -> None:
     ap.add_argument("--method-set", action="append", default=[], metavar="KEY=VALUE",
                     help="override Model II's HYP (JSON value), e.g. clean_repeat=2")
     ap.add_argument("--no-model-i", action="store_true", help="train Model II only (its rows show no Model I)")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also train Model I's recipe on the true labels of the same images and steps, once, and show "
+                         "each Model II's distance to it")
     ap.add_argument("--out-json", type=Path, help="the rows as JSON, rewritten after each row")
     ap.add_argument("--model-i-from", type=Path, metavar="JSON",
                     help="take Model I's accuracy from an earlier --out-json of the same seed and steps (Model I "
@@ -188,9 +193,14 @@ def main() -> None:
                    if r["steps"] == args.steps and r.get("seed", 0) == args.seed}
     hyp_noise = {**forward_confident.HYP, **parse_overrides(args.method_set, dotted=False, known=forward_confident.HYP)}
     rows, results = [], []
-    print("| noise | trusted labels | Model I | Model II | Model II − I | labels right: noisy → corrected | "
-          "kept noisy labels: share / right | T error (L1/row) | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    ceiling = None
+    if args.ceiling:  # the same network, images and steps on the true labels of all the training images
+        truth = Task(images, y, y, Split(train_clean=np.array([], np.int64), val=np.arange(N_VAL)), n_classes=k)
+        ceiling = noisy_ce.train(truth, trainer, steps=args.steps)[1]["validation"]["accuracy"]
+        print(f"ceiling (every training label right): {ceiling:.4f}", flush=True)
+    print("| noise | trusted labels | Model I | Model II | Model II − I | Model II − ceiling | labels right: noisy → "
+          "corrected | kept noisy labels: share / right | T error (L1/row) | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     kinds = args.noise.split(",")
     unknown = [kind for kind in kinds if kind not in NOISE and kind not in INSTANCE_NOISE and kind != CLIENT]
     if unknown:
@@ -219,11 +229,12 @@ def main() -> None:
                    "transition_error_l1": err, "likeliest_noisy_label_wrong": flipped,
                    "transition_source": r2["transition_source"],
                    "seconds": time.monotonic() - t0, "steps": args.steps, "seed": args.seed,
-                   "method_set": args.method_set, "set": args.set}
+                   "method_set": args.method_set, "set": args.set, "ceiling": ceiling}
             results.append(row)
             model1 = "—" if model1_acc is None else f"{model1_acc:.4f}"
             gain = "—" if model1_acc is None else f"{100 * (row['model_ii'] - model1_acc):+.1f} pt"
-            rows.append(f"| {kind} | {m:,} | {model1} | {row['model_ii']:.4f} | {gain} | "
+            below = "—" if ceiling is None else f"{100 * (row['model_ii'] - ceiling):+.1f} pt"
+            rows.append(f"| {kind} | {m:,} | {model1} | {row['model_ii']:.4f} | {gain} | {below} | "
                         f"{lc['noisy_label_accuracy']:.3f} → {corrected:.3f} | {_share(row)} | {err:.3f} | "
                         f"{row['seconds']:.0f} |")
             print(rows[-1], flush=True)
