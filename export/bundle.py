@@ -69,9 +69,7 @@ def export_bundle(run_dir: str | os.PathLike, bundle_dir: str | os.PathLike, *, 
                 spec["preprocessing"] = "rgb_histogram"
             else:
                 import keras
-                from labelmend.train.cnn import float32_copy
-
-                model = float32_copy(keras.models.load_model(src, compile=False))
+                model = keras.models.load_model(src, compile=False)  # saved float32 (cnn.float32_copy)
                 tta = record.training.get("flip_tta", True) if flip_tta is None else flip_tta
                 data, spec = cnn_to_onnx(model, parity_images, flip_tta=tta)
                 spec["preprocessing"] = "raw_rgb"

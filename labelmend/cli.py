@@ -13,7 +13,7 @@ from pathlib import Path
 
 from labelmend import __version__, registry
 from labelmend.errors import LabelmendError
-from labelmend.run_format import DEFAULT_VAL_FRACTION
+from labelmend.run_format import DEFAULT_VAL_FRACTION, PRECISIONS
 
 SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fix the CNN epochs instead of sizing them to the budget (reproducible)")
         p.add_argument("--width", type=_positive(int), default=None,
                        help="CNN width (default: 16 on CPU, 64 when TensorFlow sees a GPU)")
-        p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+        p.add_argument("--precision", choices=PRECISIONS, default="auto",
                        help="CNN training arithmetic (default auto: bfloat16 where the CPU has native bf16, else "
                             "float32); the exported models are float32 either way")
 

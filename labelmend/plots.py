@@ -30,12 +30,12 @@ def heatmap(colour: np.ndarray, path: Path, *, class_names, text: np.ndarray | N
     ax.set_xticks(range(k), class_names, rotation=90 if k > 10 else 45, fontsize=7 if k > 10 else 9)
     ax.set_yticks(range(k), class_names, fontsize=7 if k > 10 else 9)
     if k <= 20:
-        dark = colour > 0.5 * vmax
-        light_text = dark if cmap == "Blues" else ~dark  # white on dark cells
+        rgb = im.cmap(im.norm(colour))[..., :3]
+        dark = rgb @ np.array([0.299, 0.587, 0.114]) < 0.5  # white text on dark cells, whatever the colour map
         for i in range(k):
             for j in range(k):
                 ax.text(j, i, str(text[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if light_text[i, j] else "black")
+                        color="white" if dark[i, j] else "black")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=title_size)

@@ -31,6 +31,7 @@ CHECKPOINTS = "checkpoints"             # per-epoch CNN checkpoints, used by --r
 # Share of the clean-labelled images held out for validation: enough images for a validation figure to mean
 # something, few enough that Model II keeps most trusted labels to learn from (each one counts)
 DEFAULT_VAL_FRACTION = 0.1
+PRECISIONS = ("auto", "float32", "bfloat16")  # the CNNs' training arithmetic (`--precision`; labelmend.train.cnn)
 
 
 @dataclass

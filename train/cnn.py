@@ -15,6 +15,7 @@ import weakref
 import numpy as np
 
 from labelmend.bundle_format import IMAGE_SHAPE
+from labelmend.run_format import PRECISIONS
 
 HYP = {
     "net": {
@@ -58,7 +59,6 @@ def hyperparameters(**overrides) -> dict:
     return hyp
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
 PRECISION_ENV = "LABELMEND_PRECISION"  # what "auto" means when set: float32 or bfloat16 (e.g. for a whole test suite)
 
 
