@@ -77,9 +77,7 @@ class RunRecord:
     peak_rss_mb: float | None = None
 
     def as_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["models"] = {name: dataclasses.asdict(m) for name, m in self.models.items()}
-        return out
+        return dataclasses.asdict(self)  # recurses into the ModelRecords of ``models``
 
     @classmethod
     def from_dict(cls, d: dict, *, source: str = RUN_JSON) -> RunRecord:
