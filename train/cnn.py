@@ -36,7 +36,8 @@ HYP = {
         "label_smoothing": 0.1,  # mixed into every direct target
     },
     "aug": {
-        "flip": True,            # random horizontal flips
+        "flip": "random",        # horizontal mirror: "random" per image and step, "alternating" (airbench: a random
+                                 # side in the first pass, the other side in every other pass), or "off"
         "translate_px": 2,       # random translation in pixels, reflect padding
     },
     "eval": {
