@@ -28,6 +28,7 @@ CALIBRATION = "calibration_images.npy"  # a seeded sample of CNN training images
 REPORTS = "reports"                     # PNG plots and report.md
 REPORT_MD = "report.md"
 CHECKPOINTS = "checkpoints"             # per-epoch CNN checkpoints, used by --resume (removed when the run ends)
+CORRUPT_PARTIAL_RUN = "corrupt ({exc}); start the run afresh (without --resume)"  # an interrupted run's state files
 # Share of the clean-labelled images held out for validation: enough images for a validation figure to mean
 # something, few enough that Model II keeps most trusted labels to learn from (each one counts)
 DEFAULT_VAL_FRACTION = 0.1

@@ -71,3 +71,14 @@ def test_resume_without_interrupted_run_is_a_clear_error(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 1
     assert "no interrupted run to resume" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resume_from_a_corrupt_interrupted_run_is_a_clear_error(tmp_path):
+    env = {**os.environ, "LABELMEND_PROGRESS": "0"}
+    (tmp_path / ".run.partial").mkdir()
+    (tmp_path / ".run.partial" / "config.json").write_text('{"seed": 0, "data')  # cut short
+    r = subprocess.run(_cli("train", "--resume", tmp_path / "run", env=env), env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1
+    assert "config.json: corrupt" in r.stderr and "without --resume" in r.stderr and "Traceback" not in r.stderr
+    assert [line for line in r.stderr.splitlines() if "resuming" not in line] == [r.stderr.splitlines()[-1]]

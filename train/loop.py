@@ -12,7 +12,6 @@ bars, checkpoint folder — and builds the model, optimizer and batches for :fun
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from labelmend.train import budget, cnn, distribute
 from labelmend.train.inputs import Batches, TrainingTargets
 from labelmend.train.task import accuracy
 
-from labelmend._atomic import write_json
+from labelmend._atomic import read_json, write_json
 
 WARM_UP_STEPS = 3  # the first steps of a fit trace the graph (twice: variables are created on the first call)
 CALIBRATION_STEPS = 16  # timed steps of the real network, after its warm-up steps
@@ -274,17 +273,20 @@ class Trainer:
                    cycle=cycle, clock=self.clock)
 
 
-def _read_checkpoint_state(prefix: Path) -> dict | None:
+def read_checkpoint_state(prefix: Path) -> dict | None:
     """The newest checkpoint's record (path, step, epoch, history), with the older ones kept under "previous"."""
+    from labelmend.errors import DataError
+    from labelmend.run_format import CORRUPT_PARTIAL_RUN
+
     path = Path(f"{prefix}.json")
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path, error=DataError, missing="", corrupt=CORRUPT_PARTIAL_RUN) if path.is_file() else None
 
 
 def _agreed_checkpoint_state(prefix: Path, strategy) -> dict | None:
     """The checkpoint to resume from: the newest one every worker holds (one worker: its newest)."""
     from labelmend.errors import ClusterError
 
-    state = _read_checkpoint_state(prefix)
+    state = read_checkpoint_state(prefix)
     states = [] if state is None else [state, *state.get("previous", [])]
     step = distribute.agree_min(strategy, states[0]["step"] if states else 0)
     chosen = next((s for s in states if s["step"] == step), None)
@@ -298,7 +300,7 @@ def _write_checkpoint_state(prefix: Path, ckpt_path: str, hist: History) -> None
     """Record which checkpoint holds which step; written after the checkpoint itself, replaced atomically. The
     last :data:`~labelmend.train.distribute.KEPT_CHECKPOINTS` are kept; older files are removed afterwards."""
     path = Path(f"{prefix}.json")
-    old = _read_checkpoint_state(prefix)
+    old = read_checkpoint_state(prefix)
     kept = [] if old is None else [old, *old.pop("previous", [])]
     kept = [s for s in kept if s["path"] != ckpt_path]
     keep, drop = kept[:distribute.KEPT_CHECKPOINTS - 1], kept[distribute.KEPT_CHECKPOINTS - 1:]

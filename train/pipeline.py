@@ -11,7 +11,6 @@ bit-for-bit with its ``seed`` on the same machine.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
@@ -25,7 +24,7 @@ from labelmend.train.data import load_training_data
 import labelmend
 from labelmend import registry
 from labelmend import run_format as rf
-from labelmend._atomic import commit_directory, write_json
+from labelmend._atomic import commit_directory, read_json, write_json
 from labelmend.errors import ClusterError, DataError
 from labelmend.run_format import DEFAULT_VAL_FRACTION, ModelRecord, RunRecord
 
@@ -89,7 +88,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         (work / rf.REPORTS).mkdir(parents=True)
         write_json(work / CONFIG_JSON, config)
     progress_file = work / PROGRESS_JSON
-    record = (RunRecord.from_dict(json.loads(progress_file.read_text(encoding="utf-8")), source=str(progress_file))
+    record = (RunRecord.from_dict(read_json(progress_file, error=DataError, missing="", corrupt=rf.CORRUPT_PARTIAL_RUN),
+                                  source=str(progress_file))
               if progress_file.is_file() else RunRecord(
         labelmend_version=labelmend.__version__, seed=config["seed"], data_dir=config["data_dir"],
         n_images=int(len(data.images)), n_clean=int(data.n_clean), n_verified=int(len(data.verified_index)),
@@ -154,7 +154,7 @@ def _read_config(work: Path, out_dir) -> dict:
     if not (work / CONFIG_JSON).is_file():
         raise DataError(f"{out_dir}: no interrupted run to resume (no {work / CONFIG_JSON})")
     _log(f"resuming {out_dir} from {work}")
-    return json.loads((work / CONFIG_JSON).read_text(encoding="utf-8"))
+    return read_json(work / CONFIG_JSON, error=DataError, missing="", corrupt=rf.CORRUPT_PARTIAL_RUN)
 
 
 def _check_data(data, split, cnns, *, data_dir) -> None:
@@ -190,7 +190,9 @@ def _where(work: Path, record: RunRecord, cnns) -> str:
     states = sorted((work / rf.CHECKPOINTS / todo[0]).glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not states:
         return f"{todo[0]}, before its first checkpoint"
-    state = json.loads(states[-1].read_text(encoding="utf-8"))
+    from labelmend.train.loop import read_checkpoint_state
+
+    state = read_checkpoint_state(states[-1].with_suffix(""))
     return f"{todo[0]} (stage {states[-1].stem}), last checkpoint at step {state['step']}, epoch {state['epoch']:g}"
 
 
