@@ -367,12 +367,14 @@ def test_confident_learning_never_flags_a_trusted_label_and_keeps_mostly_right_n
     noisy = np.where(rng.random(n) < 0.3, (y + 1) % k, y)
     probs = 0.7 * np.eye(k)[y] + 0.3 * rng.dirichlet(np.ones(k), n)  # a classifier of y, mostly right
     is_trusted = np.arange(n) < 50
-    flagged, corrected = forward_confident.flag_noisy_labels(probs, noisy, benchmarking.pair_flip(k, 0.3),
-                                                             is_trusted=is_trusted)
+    flagged, corrected, confident = forward_confident.flag_noisy_labels(
+        probs, noisy, benchmarking.pair_flip(k, 0.3), is_trusted=is_trusted)
     assert not flagged[is_trusted].any()
     assert 0.05 < flagged.mean() < 0.5  # the flipped labels go, most of the rest stay
     assert np.mean(noisy[~flagged] == y[~flagged]) > 0.95
     np.testing.assert_array_equal(corrected[~flagged], noisy[~flagged])
+    np.testing.assert_array_equal(corrected[flagged], confident[flagged])
+    assert np.all((confident >= -1) & (confident < k))
     assert np.mean(corrected == y) > np.mean(noisy == y) + 0.2
 
 

@@ -211,13 +211,15 @@ class Trainer:
     checkpoints: Path | None = None
     strategy: object = None
     clock: object = time.monotonic
+    device: str | None = None  # "gpu" or "cpu", as distribute.configure_tensorflow found it (None: look)
 
     def __post_init__(self):
         import tensorflow as tf
 
         self.strategy = self.strategy or tf.distribute.get_strategy()
-        device = "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
-        self.policy = cnn.dtype_policy(self.hyp["net"].get("precision", "float32"), device=device)
+        if self.device is None:
+            self.device = "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+        self.policy = cnn.dtype_policy(self.hyp["net"].get("precision", "float32"), device=self.device)
 
     @property
     def replicas(self) -> int:

@@ -238,7 +238,7 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
     hyp = record.hyperparameters or cnn.hyperparameters()
     hyp["net"]["width"] = config["width"] or (hyp["net"]["gpu_width"] if device == "gpu" else hyp["net"]["width"])
     hyp["net"]["precision"] = config.get("precision", "auto")
-    trainer = Trainer(hyp=hyp, seed=config["seed"], progress=progress, strategy=strategy)
+    trainer = Trainer(hyp=hyp, seed=config["seed"], progress=progress, strategy=strategy, device=device)
     n = len(data.images)
     n_train = n - len(split.val)  # the CNNs train on all but the validation images
     per_model_s = None

@@ -70,14 +70,15 @@ def forward_corrected_cross_entropy(transition: np.ndarray):
 
 
 def flag_noisy_labels(probs: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None, *,
-                      is_trusted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      is_trusted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Confident learning on stage A's probabilities ``probs`` (N, K) — P(y | x) where ``transition`` is given,
     else P(ỹ | x). Returns (flagged (N,) bool: a noisy label confidently of another class, never a trusted one;
-    corrected (N,) ints: the confident class where flagged, the noisy label elsewhere)."""
+    corrected (N,) ints: the confident class where flagged, the noisy label elsewhere; confident (N,) ints: the
+    class each image is confidently of, -1 where none)."""
     noisy_probs = noise.forward_corrected(probs, transition) if transition is not None else probs
     confident, _ = noise.confident_labels(noisy_probs, noisy)
     flagged = (confident >= 0) & (confident != noisy) & ~is_trusted
-    return flagged, np.where(flagged, confident, noisy)
+    return flagged, np.where(flagged, confident, noisy), confident
 
 
 def out_of_fold(fold_probs: list[np.ndarray], fold: np.ndarray) -> np.ndarray:
@@ -151,9 +152,8 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     report["stages"]["A_forward_correction" if trusted_pairs else "A_noisy_labels"] = {
         "val_accuracy": accuracy(fold_probs[0][split.val], val[1])}
 
-    flagged, corrected = flag_noisy_labels(probs, noisy, transition, is_trusted=is_clean)
+    flagged, corrected, confident = flag_noisy_labels(probs, noisy, transition, is_trusted=is_clean)
     if not trusted_pairs:  # T for the report and the review queue, from the (confident, noisy) label pairs
-        confident, _ = noise.confident_labels(probs, noisy)
         sure = task.train[confident[task.train] >= 0]
         transition = noise.estimate_transition_matrix(confident[sure], noisy[sure], n_classes=k,
                                                       prior_strength=hyp_noise["prior_strength"])
