@@ -32,8 +32,7 @@ RANKS = ("chance_label_wrong", "kept_first")
 
 def ranked(j, rank: str) -> np.ndarray:
     """The images without a trusted label, most useful to check first, by ``rank`` (:data:`RANKS`)."""
-    candidates = np.flatnonzero(j.judged_by_network)
-    order = candidates[np.lexsort((j.label_quality[candidates], -j.chance_label_wrong[candidates]))]
+    order = label_issues.review_order(j)
     if rank == "kept_first":  # a kept wrong label trains Model II's stage B; a flagged one is only left out
         order = np.concatenate([order[~j.is_label_issue[order]], order[j.is_label_issue[order]]])
     return order

@@ -161,6 +161,13 @@ def _csv_text(columns, rows) -> str:
     return buf.getvalue()
 
 
+def review_order(j: LabelJudgment) -> np.ndarray:
+    """review_queue.csv's rows: the images without a trusted label, highest ``chance_label_wrong`` first (ties: the
+    lower ``label_quality`` first)."""
+    candidates = np.flatnonzero(j.judged_by_network)
+    return candidates[np.lexsort((j.label_quality[candidates], -j.chance_label_wrong[candidates]))]
+
+
 def write_outputs(j: LabelJudgment, pred_probs: np.ndarray, folder: Path, *, image_names, class_names,
                   judged_by: str) -> dict[str, str]:
     """label_issues.csv, corrected_labels.csv, review_queue.csv and pred_probs.npy in ``folder`` (a run being
@@ -173,8 +180,7 @@ def write_outputs(j: LabelJudgment, pred_probs: np.ndarray, folder: Path, *, ima
     (folder / LABEL_ISSUES_CSV).write_text(_csv_text(LABEL_ISSUE_COLUMNS, rows), encoding="utf-8")
     # the client's layout (one integer per line, image i on line i), so it can be the noisy_labels.csv of a new run
     (folder / CORRECTED_LABELS_CSV).write_text("".join(f"{c}\n" for c in j.suggested.tolist()), encoding="utf-8")
-    candidates = np.flatnonzero(j.judged_by_network)
-    order = candidates[np.lexsort((j.label_quality[candidates], -j.chance_label_wrong[candidates]))]
+    order = review_order(j)
     image_names = np.asarray(image_names, dtype=object)
     queue = zip(image_names[order], names[j.given[order]], names[j.suggested[order]],
                 np.round(j.chance_label_wrong[order], 6), np.round(j.label_quality[order], 6), j.is_label_issue[order])
