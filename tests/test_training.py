@@ -77,43 +77,18 @@ def test_batches_are_seeded_resumable_and_cover_every_row(tiny):
 
 def test_augmentation_is_a_seeded_mirror_or_shift_of_each_image():
     import tensorflow as tf
-    from labelmend.train.inputs import augment, random_mirror
+    from labelmend.train.inputs import augment
 
     x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     seed = tf.constant([1, 2], tf.int64)
-    mirror = random_mirror(len(x), seed)
-    a = augment(x, seed, mirror=mirror, translate_px=2).numpy()
-    np.testing.assert_array_equal(a, augment(x, seed, mirror=mirror, translate_px=2).numpy())
+    a = augment(x, seed, flip=True, translate_px=2).numpy()
+    np.testing.assert_array_equal(a, augment(x, seed, flip=True, translate_px=2).numpy())
     assert a.dtype == np.float32 and a.shape == x.shape
     for img, out in zip(x.astype(np.float32), a):  # the 32x28 centre of some shift (and maybe mirror) of the image
         candidates = [np.roll(np.roll(m, dy, 0), dx, 1)[2:-2, 2:-2] for m in (img, img[:, ::-1])
                       for dy in range(-2, 3) for dx in range(-2, 3)]
         assert any(np.array_equal(out[2:-2, 2:-2], c) for c in candidates)
-    np.testing.assert_array_equal(augment(x, seed, mirror=None, translate_px=0).numpy(), x.astype(np.float32))
-    flags = np.arange(8) % 2 == 0
-    np.testing.assert_array_equal(augment(x, seed, mirror=tf.constant(flags), translate_px=0).numpy(),
-                                  np.where(flags[:, None, None, None], x[:, :, ::-1], x).astype(np.float32))
-
-
-def test_alternating_flip_shows_each_image_mirrored_in_every_other_pass(tiny):
-    """Rows see a seeded coin in their first pass over the data, then alternate; resuming keeps the plan."""
-    from labelmend.train.inputs import Batches
-
-    images, noisy, _ = tiny
-    data = TrainingTargets(images, cnn.one_hot(noisy, 10), np.zeros(len(images), bool))
-    batches = Batches(data, 32, seed=5, flip="alternating")
-    steps = 3 * len(images) // 32  # three whole passes
-    order, mirrored = batches.order(steps), batches.mirrored(steps)
-    per_pass = len(images) // 32
-    side = np.empty((3, len(images)), bool)
-    for p in range(3):
-        side[p, order[p * per_pass:(p + 1) * per_pass].ravel()] = mirrored[p * per_pass:(p + 1) * per_pass].ravel()
-    np.testing.assert_array_equal(side[1], ~side[0])
-    np.testing.assert_array_equal(side[2], side[0])
-    assert 0.3 < side[0].mean() < 0.7
-    np.testing.assert_array_equal(mirrored[:4], batches.mirrored(4))  # a shorter plan is a prefix: resume = skip
-    with pytest.raises(ValueError, match="flip must be one of"):
-        Batches(data, 32, flip="sometimes")
+    np.testing.assert_array_equal(augment(x, seed, flip=False, translate_px=0).numpy(), x.astype(np.float32))
 
 
 def test_same_seed_same_weights(tiny):

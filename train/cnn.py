@@ -36,8 +36,7 @@ HYP = {
         "label_smoothing": 0.1,  # mixed into every direct target
     },
     "aug": {
-        "flip": "random",        # horizontal mirror: "random" per image and step, "alternating" (airbench: a random
-                                 # side in the first pass, the other side in every other pass), or "off"
+        "flip": True,            # random horizontal flips
         "translate_px": 2,       # random translation in pixels, reflect padding
     },
     "eval": {
