@@ -28,7 +28,6 @@ CALIBRATION = "calibration_images.npy"  # a seeded sample of CNN training images
 REPORTS = "reports"                     # PNG plots and report.md
 REPORT_MD = "report.md"
 CHECKPOINTS = "checkpoints"             # per-epoch CNN checkpoints, used by --resume (removed when the run ends)
-CORRUPT_PARTIAL_RUN = "corrupt ({exc}); start the run afresh (without --resume)"  # an interrupted run's state files
 # Share of the clean-labelled images held out for validation: enough images for a validation figure to mean
 # something, few enough that Model II keeps most trusted labels to learn from (each one counts)
 DEFAULT_VAL_FRACTION = 0.1
@@ -137,3 +136,12 @@ def git_revision(path: str | Path = ".") -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return rev.stdout.strip() or None if rev.returncode == 0 else None
+
+
+def read_partial_state(path: Path) -> dict | None:
+    """One of an interrupted run's state files (its settings, finished models, a checkpoint record), or None where it
+    was not written yet; a corrupt one is a :class:`DataError` saying to start afresh."""
+    if not Path(path).is_file():
+        return None
+    return read_json(Path(path), error=DataError, missing="not found",
+                     corrupt="corrupt ({exc}); start the run afresh (without --resume)")

@@ -21,7 +21,7 @@ from labelmend.train import budget, cnn, distribute
 from labelmend.train.inputs import Batches, TrainingTargets
 from labelmend.train.task import accuracy
 
-from labelmend._atomic import read_json, write_json
+from labelmend._atomic import write_json
 
 WARM_UP_STEPS = 3  # the first steps of a fit trace the graph (twice: variables are created on the first call)
 CALIBRATION_STEPS = 16  # timed steps of the real network, after its warm-up steps
@@ -277,11 +277,9 @@ class Trainer:
 
 def read_checkpoint_state(prefix: Path) -> dict | None:
     """The newest checkpoint's record (path, step, epoch, history), with the older ones kept under "previous"."""
-    from labelmend.errors import DataError
-    from labelmend.run_format import CORRUPT_PARTIAL_RUN
+    from labelmend.run_format import read_partial_state
 
-    path = Path(f"{prefix}.json")
-    return read_json(path, error=DataError, missing="", corrupt=CORRUPT_PARTIAL_RUN) if path.is_file() else None
+    return read_partial_state(Path(f"{prefix}.json"))
 
 
 def _agreed_checkpoint_state(prefix: Path, strategy) -> dict | None:

@@ -24,7 +24,7 @@ from labelmend.train.data import load_training_data
 import labelmend
 from labelmend import registry
 from labelmend import run_format as rf
-from labelmend._atomic import commit_directory, read_json, write_json
+from labelmend._atomic import commit_directory, write_json
 from labelmend.errors import ClusterError, DataError
 from labelmend.run_format import DEFAULT_VAL_FRACTION, ModelRecord, RunRecord
 
@@ -88,9 +88,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         (work / rf.REPORTS).mkdir(parents=True)
         write_json(work / CONFIG_JSON, config)
     progress_file = work / PROGRESS_JSON
-    record = (RunRecord.from_dict(read_json(progress_file, error=DataError, missing="", corrupt=rf.CORRUPT_PARTIAL_RUN),
-                                  source=str(progress_file))
-              if progress_file.is_file() else RunRecord(
+    done = rf.read_partial_state(progress_file)
+    record = (RunRecord.from_dict(done, source=str(progress_file)) if done is not None else RunRecord(
         labelmend_version=labelmend.__version__, seed=config["seed"], data_dir=config["data_dir"],
         n_images=int(len(data.images)), n_clean=int(data.n_clean), n_verified=int(len(data.verified_index)),
         split=split.as_dict(), class_names=list(data.class_names), trusted_warning_per_class=TRUSTED_WARNING_PER_CLASS,
@@ -154,7 +153,7 @@ def _read_config(work: Path, out_dir) -> dict:
     if not (work / CONFIG_JSON).is_file():
         raise DataError(f"{out_dir}: no interrupted run to resume (no {work / CONFIG_JSON})")
     _log(f"resuming {out_dir} from {work}")
-    return read_json(work / CONFIG_JSON, error=DataError, missing="", corrupt=rf.CORRUPT_PARTIAL_RUN)
+    return rf.read_partial_state(work / CONFIG_JSON)
 
 
 def _check_data(data, split, cnns, *, data_dir) -> None:
