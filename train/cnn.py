@@ -24,7 +24,6 @@ HYP = {
         "precision": "auto",     # "auto": bfloat16 compute (mixed_bfloat16) where the CPU has native bf16 (AVX512_BF16
                                  # or AMX), float32 elsewhere; "float32" / "bfloat16" force one. Variables, logits and
                                  # the loss stay float32, and the exported graph is float32 either way
-        "bn_momentum": 0.9,      # Keras BatchNorm momentum (airbench: 0.4 in Keras terms)
         "logit_scale": 0.125,    # multiplies the pooled features before the classifier (airbench's 1/8): keeps the
                                  # initial logits small, which a max-pooled ResNet needs to train stably at high LR
     },
@@ -35,9 +34,6 @@ HYP = {
         "weight_decay": 5e-4,    # decoupled, scaled by the learning rate (Keras 3 SGD)
         "warmup_frac": 0.1,      # fraction of the steps spent ramping the learning rate up linearly
         "label_smoothing": 0.1,  # mixed into every direct target
-        "lookahead_every": 0,    # airbench lookahead every n steps (0 = off): slow weights lerp to the
-                                 # network by 1 − decay·progress³, then are copied back into it
-        "lookahead_decay": 0.95 ** 5,
     },
     "aug": {
         "flip": True,            # random horizontal flips
@@ -95,18 +91,17 @@ def dtype_policy(precision: str, *, device: str = "cpu") -> str:
 WHITEN_PATCH = 2  # the whitening filters' size: 2x2 RGB patches, 12 dimensions
 
 
-def _conv_bn_relu(x, channels: int, name: str, policy: str, bn_momentum: float = 0.9):
+def _conv_bn_relu(x, channels: int, name: str, policy: str):
     from keras import layers
 
     x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
                       name=f"{name}_conv", dtype=policy)(x)
-    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-5, name=f"{name}_bn", dtype=policy)(x)
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn", dtype=policy)(x)
     return layers.ReLU(name=f"{name}_relu", dtype=policy)(x)
 
 
 def make_model(images: np.ndarray, *, n_classes: int, width: int = HYP["net"]["width"],
-               logit_scale: float = HYP["net"]["logit_scale"], seed: int = 0, policy: str = "float32",
-               bn_momentum: float = 0.9):
+               logit_scale: float = HYP["net"]["logit_scale"], seed: int = 0, policy: str = "float32"):
     """ResNet-9-style CNN: raw RGB (N, 32, 32, 3) float32 in [0, 255] → logits (N, n_classes).
 
     Scaling to [-1, 1] happens inside the model, so the exported graph takes raw pixel values. Two of airbench's
@@ -127,19 +122,17 @@ def make_model(images: np.ndarray, *, n_classes: int, width: int = HYP["net"]["w
                            dtype=policy)
     x = whiten(x)
     whiten.kernel.assign(whitening_filters(images, n_whiten, patch=WHITEN_PATCH))
-    x = layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-5, name="prep_bn", dtype=policy)(x)
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn", dtype=policy)(x)
     x = layers.ReLU(name="prep_relu", dtype=policy)(x)
-    x = _conv_bn_relu(x, 2 * width, "layer1", policy, bn_momentum)
+    x = _conv_bn_relu(x, 2 * width, "layer1", policy)
     x = layers.MaxPooling2D(name="pool1", dtype=policy)(x)
-    r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a", policy, bn_momentum), 2 * width, "res1b", policy,
-                      bn_momentum)
+    r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a", policy), 2 * width, "res1b", policy)
     x = layers.Add(name="res1", dtype=policy)([x, r])
-    x = _conv_bn_relu(x, 4 * width, "layer2", policy, bn_momentum)
+    x = _conv_bn_relu(x, 4 * width, "layer2", policy)
     x = layers.MaxPooling2D(name="pool2", dtype=policy)(x)
-    x = _conv_bn_relu(x, 8 * width, "layer3", policy, bn_momentum)
+    x = _conv_bn_relu(x, 8 * width, "layer3", policy)
     x = layers.MaxPooling2D(name="pool3", dtype=policy)(x)
-    r = _conv_bn_relu(_conv_bn_relu(x, 8 * width, "res3a", policy, bn_momentum), 8 * width, "res3b", policy,
-                      bn_momentum)
+    r = _conv_bn_relu(_conv_bn_relu(x, 8 * width, "res3a", policy), 8 * width, "res3b", policy)
     x = layers.Add(name="res3", dtype=policy)([x, r])
     x = layers.GlobalMaxPooling2D(name="pool", dtype=policy)(x)
     x = layers.Rescaling(logit_scale, name="logit_scale", dtype=policy)(x)

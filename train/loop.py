@@ -69,8 +69,7 @@ def sgd(hyp: dict):
 def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, peak_lr: float, warmup_frac: float,
         strategy=None, deadline: float | None = None, epoch_offset: float = 0.0, callbacks=(),
         checkpoint: Path | None = None, progress: bool = True, desc: str = "training",
-        cycle: tuple[float, float] = (0.0, 1.0), clock=time.monotonic, lookahead_every: int = 0,
-        lookahead_decay: float = 0.95 ** 5) -> History:
+        cycle: tuple[float, float] = (0.0, 1.0), clock=time.monotonic) -> History:
     """Take at most ``steps`` SGD steps on ``batches`` (one learning-rate cycle up to ``peak_lr``); return History.
 
     ``cycle`` = (start, end) runs only that part of the cycle (a stage that continues another's schedule ends at
@@ -107,16 +106,6 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
         loss_sum, correct = strategy.run(replica_step, args=(x, target, forward))
         return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
                 strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
-
-    if lookahead_every:
-        live = [v for v in model.variables if "float" in str(v.dtype)]
-        slow = [tf.Variable(v.value, trainable=False) for v in live]
-
-        @tf.function
-        def lookahead(decay):
-            for s_, v in zip(slow, live):
-                s_.assign(s_ + (1.0 - decay) * (v.value - s_))
-                v.assign(s_)
 
     hist = History(planned_steps=steps)
     t0 = clock()
@@ -164,9 +153,6 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             correct_sum += float(correct)
             seen += global_batch
             step += 1
-            if lookahead_every and step % lookahead_every == 0:
-                q = cycle[0] + (cycle[1] - cycle[0]) * budget_clock.progress(step)
-                lookahead(tf.constant(lookahead_decay * q ** 3, tf.float32))
             if step - first_step == WARM_UP_STEPS:
                 t_warm = clock()
             bar.update(1)
@@ -176,8 +162,6 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
                     bar.set_postfix(val_acc=f"{hist.val_acc[-1]:.3f}", lr=f"{hist.final_lr:.3f}")
         if seen:  # a last, partial epoch
             end_epoch()
-    if lookahead_every:
-        lookahead(tf.constant(1.0, tf.float32))
     average_non_trainable(model, strategy)
     hist.steps = step
     hist.progress = 1.0 if step >= steps or hist.stopped_early else budget_clock.progress(step)
@@ -251,7 +235,7 @@ class Trainer:
         net = self.hyp["net"]
         with self.strategy.scope():
             return cnn.make_model(images, n_classes=n_classes, width=net["width"], logit_scale=net["logit_scale"],
-                                  seed=self.seed, policy=self.policy, bn_momentum=net["bn_momentum"])
+                                  seed=self.seed, policy=self.policy)
 
     def calibrate(self, images: np.ndarray, n_classes: int) -> tuple[float, float]:
         """Wall seconds of one training step of the real network, input pipeline and strategy on this machine, and
@@ -288,8 +272,7 @@ class Trainer:
                    warmup_frac=opt["warmup_frac"], deadline=self.deadline if deadline is None else deadline,
                    epoch_offset=epoch_offset, callbacks=callbacks, progress=self.progress, desc=desc,
                    checkpoint=None if self.checkpoints is None else Path(self.checkpoints) / name,
-                   cycle=cycle, clock=self.clock, lookahead_every=opt["lookahead_every"],
-                   lookahead_decay=opt["lookahead_decay"])
+                   cycle=cycle, clock=self.clock)
 
 
 def read_checkpoint_state(prefix: Path) -> dict | None:
