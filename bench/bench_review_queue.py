@@ -8,7 +8,7 @@ without a trusted label get their true label as a person checking them would giv
 Model II trains again from scratch with the same steps and seed. B = 320 is 4 % of the 8,000 training images, as
 2,000 of the client's 50,000:
 
-    python bench/bench_review_queue.py --data ../shared/data/seed --steps 500 --seed 0 --out-json J [--rank kept_first]
+    python bench/bench_review_queue.py --data ../shared/data/seed --steps 500 --seed 0 --out-json J [--rank margin]
 
 Prints one Markdown row per B: Model II before, with the queue's B, with random B, and how many wrong labels each
 choice fixed.
@@ -27,12 +27,15 @@ from labelmend.train import label_issues
 from labelmend.train.methods import forward_confident
 from labelmend.train.task import Split, Task
 
-RANKS = ("chance_label_wrong", "kept_first")
+RANKS = ("chance_label_wrong", "kept_first", "margin")
 
 
-def ranked(j, rank: str) -> np.ndarray:
+def ranked(j, rank: str, pred_probs: np.ndarray) -> np.ndarray:
     """The images without a trusted label, most useful to check first, by ``rank`` (:data:`RANKS`)."""
     order = label_issues.review_order(j)
+    if rank == "margin":  # active learning: the images whose class the network is least sure of first
+        top2 = np.sort(pred_probs[order], axis=1)[:, -2:]
+        order = order[np.argsort(top2[:, 1] - top2[:, 0], kind="stable")]
     if rank == "kept_first":  # a kept wrong label trains Model II's stage B; a flagged one is only left out
         order = np.concatenate([order[~j.is_label_issue[order]], order[j.is_label_issue[order]]])
     return order
@@ -49,8 +52,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rank", choices=RANKS, default="chance_label_wrong",
-                    help="how the queue ranks the images: review_queue.csv's order (chance_label_wrong), or the "
-                         "labels Model II kept that most likely are wrong first, then the flagged ones (kept_first)")
+                    help="how the queue ranks the images: review_queue.csv's order (chance_label_wrong), the labels "
+                         "Model II kept that most likely are wrong first, then the flagged ones (kept_first), or the "
+                         "images whose class the network is least sure of first (margin: top-two probability gap)")
     ap.add_argument("--choices", default="queue,random", help="which retrainings: queue, random or both")
     ap.add_argument("--out-json", type=Path)
     args = ap.parse_args()
@@ -76,7 +80,7 @@ def main() -> None:
     j = label_issues.judge(pred_probs, noisy, trusted=trusted, trusted_source=np.where(trusted >= 0, "clean", ""),
                            out_of_sample=out_of_sample, transition=np.asarray(report["transition_matrix"]))
     candidates = np.flatnonzero(j.judged_by_network)
-    queue = ranked(j, args.rank)
+    queue = ranked(j, args.rank, pred_probs)
     rng = np.random.default_rng(args.seed + 7)
     q = label_issues.flag_quality(noisy[:N_VAL], j.predicted[:N_VAL], y[:N_VAL])
     print(f"Model II before: {before:.4f}; flags on validation: precision {q['precision']:.3f} recall "
