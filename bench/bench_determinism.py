@@ -31,8 +31,9 @@ def main() -> None:
                 n_classes=k)
     model, report = noisy_ce.train(task, trainer, steps=args.steps)
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()[:16]
-    threads = {v: os.environ.get(v, "default") for v in ("TF_NUM_INTRAOP_THREADS", "TF_ENABLE_ONEDNN_OPTS")}
-    print(f"steps {args.steps} seed {args.seed} {threads}: weights {digest}, validation accuracy "
+    settings = {v: os.environ.get(v, "default")
+                for v in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS")}
+    print(f"steps {args.steps} seed {args.seed} {settings}: weights {digest}, validation accuracy "
           f"{report['validation']['accuracy']:.4f}", flush=True)
 
 

@@ -36,7 +36,7 @@ def ranked(j, rank: str, pred_probs: np.ndarray) -> np.ndarray:
     if rank == "margin":  # active learning: the images whose class the network is least sure of first
         top2 = np.sort(pred_probs[order], axis=1)[:, -2:]
         order = order[np.argsort(top2[:, 1] - top2[:, 0], kind="stable")]
-    if rank == "kept_first":  # a kept wrong label trains Model II's stage B; a flagged one is only left out
+    elif rank == "kept_first":  # a kept wrong label trains Model II's stage B; a flagged one is only left out
         order = np.concatenate([order[~j.is_label_issue[order]], order[j.is_label_issue[order]]])
     return order
 

@@ -150,10 +150,11 @@ def _check_config(data_dir, *, models, time_budget_s, seed, val_fraction, epochs
 
 def _read_config(work: Path, out_dir) -> dict:
     """The settings of the interrupted run being resumed."""
-    if not (work / CONFIG_JSON).is_file():
+    config = rf.read_partial_state(work / CONFIG_JSON)
+    if config is None:
         raise DataError(f"{out_dir}: no interrupted run to resume (no {work / CONFIG_JSON})")
     _log(f"resuming {out_dir} from {work}")
-    return rf.read_partial_state(work / CONFIG_JSON)
+    return config
 
 
 def _check_data(data, split, cnns, *, data_dir) -> None:
