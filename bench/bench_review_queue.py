@@ -27,7 +27,7 @@ from labelmend.train import label_issues
 from labelmend.train.methods import forward_confident
 from labelmend.train.task import Split, Task
 
-RANKS = ("chance_label_wrong", "kept_first", "margin")
+RANKS = ("chance_label_wrong", "kept_first", "margin", "clear_mistakes")
 
 
 def ranked(j, rank: str, pred_probs: np.ndarray) -> np.ndarray:
@@ -38,6 +38,11 @@ def ranked(j, rank: str, pred_probs: np.ndarray) -> np.ndarray:
         order = order[np.argsort(top2[:, 1] - top2[:, 0], kind="stable")]
     elif rank == "kept_first":  # a kept wrong label trains Model II's stage B; a flagged one is only left out
         order = np.concatenate([order[~j.is_label_issue[order]], order[j.is_label_issue[order]]])
+    elif rank == "clear_mistakes":  # active label cleaning (Bernhardt et al. 2022): the given label's cross-entropy
+        # minus the prediction's entropy, highest first: labels surely wrong on images that are not ambiguous
+        p = np.clip(pred_probs[order], 1e-12, 1.0)
+        score = -np.log(p[np.arange(len(order)), j.given[order]]) + np.sum(p * np.log(p), axis=1)
+        order = order[np.argsort(-score, kind="stable")]
     return order
 
 
@@ -51,13 +56,19 @@ def main() -> None:
     ap.add_argument("--annotator-steps", type=int, default=ANNOTATOR_STEPS)
     ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rank", choices=RANKS, default="chance_label_wrong",
-                    help="how the queue ranks the images: review_queue.csv's order (chance_label_wrong), the labels "
-                         "Model II kept that most likely are wrong first, then the flagged ones (kept_first), or the "
-                         "images whose class the network is least sure of first (margin: top-two probability gap)")
+    ap.add_argument("--rank", default="chance_label_wrong",
+                    help="comma-separated queue orders, each retrained beside one random choice: review_queue.csv's "
+                         "order (chance_label_wrong), the labels Model II kept that most likely are wrong first, then "
+                         "the flagged ones (kept_first), the images whose class the network is least sure of first "
+                         "(margin: top-two probability gap), or labels surely wrong on unambiguous images first "
+                         "(clear_mistakes: cross-entropy of the given label minus the prediction's entropy)")
     ap.add_argument("--choices", default="queue,random", help="which retrainings: queue, random or both")
     ap.add_argument("--out-json", type=Path)
+    ap.add_argument("--save", type=Path, help="an .npz of the first run's pred_probs, noisy and true labels, T")
     args = ap.parse_args()
+    ranks = args.rank.split(",")
+    if set(ranks) - set(RANKS):
+        ap.error(f"unknown --rank {sorted(set(ranks) - set(RANKS))}: choose from {RANKS}")
     k, images, y, trainer = grid_setup(args.data, args.seed)
     noisy, _, _ = grid_noise(args.noise, images, y, k, trainer, seed=args.seed, annotator_steps=args.annotator_steps,
                              cache=args.cache)
@@ -79,33 +90,38 @@ def main() -> None:
     out_of_sample[:N_VAL] = True
     j = label_issues.judge(pred_probs, noisy, trusted=trusted, trusted_source=np.where(trusted >= 0, "clean", ""),
                            out_of_sample=out_of_sample, transition=np.asarray(report["transition_matrix"]))
+    if args.save:
+        np.savez_compressed(args.save, pred_probs=pred_probs, noisy=noisy, y=y, trusted=trusted, n_val=N_VAL,
+                            transition=np.asarray(report["transition_matrix"]))
     candidates = np.flatnonzero(j.judged_by_network)
-    queue = ranked(j, args.rank, pred_probs)
+    queues = {rank: ranked(j, rank, pred_probs) for rank in ranks}
     rng = np.random.default_rng(args.seed + 7)
     q = label_issues.flag_quality(noisy[:N_VAL], j.predicted[:N_VAL], y[:N_VAL])
     print(f"Model II before: {before:.4f}; flags on validation: precision {q['precision']:.3f} recall "
           f"{q['recall']:.3f} F1 {q['f1']:.3f}", flush=True)
-    print("| noise | trusted | B | Model II before | + queue's top B | + random B | queue − random | "
+    print("| noise | trusted | B | rank | Model II before | + queue's top B | + random B | queue − random | "
           "wrong labels fixed: queue / random | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|", flush=True)
     results = []
     for b in map(int, args.verify.split(",")):
-        top, rand = queue[:b], np.sort(rng.choice(candidates, size=b, replace=False))
-        acc = {name: model2(np.sort(chosen))[1]["validation"]["accuracy"] for name, chosen in
-               (("queue", top), ("random", rand)) if name in args.choices.split(",")}
-        acc.setdefault("queue", None)
-        acc.setdefault("random", None)
-        fixed = {name: int(np.sum(noisy[c] != y[c])) for name, c in (("queue", top), ("random", rand))}
-        row = {"noise": args.noise, "trusted": m, "verified": b, "model_ii_before": before, "flag_quality": q,
-               "model_ii_queue": acc["queue"], "model_ii_random": acc["random"], "wrong_fixed": fixed,
-               "steps": args.steps, "seed": args.seed, "rank": args.rank, "seconds": time.monotonic() - t0}
-        results.append(row)
-        fmt = {name: "—" if a is None else f"{a:.4f}" for name, a in acc.items()}
-        diff = "—" if None in acc.values() else f"{100 * (acc['queue'] - acc['random']):+.1f} pt"
-        print(f"| {args.noise} | {m:,} | {b:,} | {before:.4f} | {fmt['queue']} | {fmt['random']} | {diff} | "
-              f"{fixed['queue']} / {fixed['random']} | {row['seconds']:.0f} |", flush=True)
-        if args.out_json:
-            args.out_json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        rand = np.sort(rng.choice(candidates, size=b, replace=False))
+        random_acc = model2(rand)[1]["validation"]["accuracy"] if "random" in args.choices.split(",") else None
+        for rank, queue in queues.items():
+            top = queue[:b]
+            queue_acc = model2(np.sort(top))[1]["validation"]["accuracy"] if "queue" in args.choices.split(",") \
+                else None
+            fixed = {name: int(np.sum(noisy[c] != y[c])) for name, c in (("queue", top), ("random", rand))}
+            row = {"noise": args.noise, "trusted": m, "verified": b, "model_ii_before": before, "flag_quality": q,
+                   "model_ii_queue": queue_acc, "model_ii_random": random_acc, "wrong_fixed": fixed,
+                   "steps": args.steps, "seed": args.seed, "rank": rank, "seconds": time.monotonic() - t0}
+            results.append(row)
+            fmt = {name: "—" if a is None else f"{a:.4f}" for name, a in (("queue", queue_acc),
+                                                                       ("random", random_acc))}
+            diff = "—" if None in (queue_acc, random_acc) else f"{100 * (queue_acc - random_acc):+.1f} pt"
+            print(f"| {args.noise} | {m:,} | {b:,} | {rank} | {before:.4f} | {fmt['queue']} | {fmt['random']} | "
+                  f"{diff} | {fixed['queue']} / {fixed['random']} | {row['seconds']:.0f} |", flush=True)
+            if args.out_json:
+                args.out_json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
