@@ -6,12 +6,15 @@ labels simulated from the clean ones; default: annotator-sampled 40 %, image-dep
 without a trusted label get their true label as a person checking them would give it, as verified_labels.csv does
 (trained on, never counting T): once the top B of the review queue, once B drawn at random from the same images; and
 Model II trains again from scratch with the same steps and seed. B = 320 is 4 % of the 8,000 training images, as
-2,000 of the client's 50,000:
+2,000 of the client's 50,000; ``--trusted 150`` is the share of trusted training labels that 1,000 clean labels
+(900 after validation) are of 50,000:
 
-    python bench/bench_review_queue.py --data ../shared/data/seed --steps 500 --seed 0 --out-json J [--rank margin]
+    python bench/bench_review_queue.py --data ../shared/data/seed --steps 500 --seed 0 --trusted 150 --out-json J \
+        [--rank clear_mistakes,chance_label_wrong,kept_first,margin]
 
-Prints one Markdown row per B: Model II before, with the queue's B, with random B, and how many wrong labels each
-choice fixed.
+Prints one Markdown row per B and queue order: Model II before, with the queue's B, with random B (one random choice
+per B, shared by the orders), and how many wrong labels each choice fixed. Same-seed comparisons need one thread per
+run (bench/README.md).
 """
 
 from __future__ import annotations
@@ -23,26 +26,28 @@ from pathlib import Path
 
 import numpy as np
 from bench_noise_grid import ANNOTATOR_SAMPLED, ANNOTATOR_STEPS, N_VAL, grid_noise, grid_setup
-from labelmend.train import label_issues
+from labelmend.train import label_issues, noise
 from labelmend.train.methods import forward_confident
 from labelmend.train.task import Split, Task
 
-RANKS = ("chance_label_wrong", "kept_first", "margin", "clear_mistakes")
+RANKS = ("clear_mistakes", "chance_label_wrong", "kept_first", "margin")
 
 
-def ranked(j, rank: str, pred_probs: np.ndarray) -> np.ndarray:
+def ranked(j, rank: str, pred_probs: np.ndarray, transition: np.ndarray) -> np.ndarray:
     """The images without a trusted label, most useful to check first, by ``rank`` (:data:`RANKS`)."""
-    order = label_issues.review_order(j)
+    if rank == "clear_mistakes":  # review_queue.csv's order
+        return label_issues.review_order(j)
+    # the order review_queue.csv had before: 1 − P(y = suggested | x, ỹ), the chance that the label labelmend would
+    # use is still wrong, from the network and T together
+    candidates = np.flatnonzero(j.judged_by_network)
+    posterior = noise.posterior_correction(pred_probs[candidates], j.given[candidates], transition)
+    chance_wrong = 1.0 - posterior[np.arange(len(candidates)), j.suggested[candidates]]
+    order = candidates[np.lexsort((j.label_quality[candidates], -chance_wrong))]
     if rank == "margin":  # active learning: the images whose class the network is least sure of first
         top2 = np.sort(pred_probs[order], axis=1)[:, -2:]
         order = order[np.argsort(top2[:, 1] - top2[:, 0], kind="stable")]
     elif rank == "kept_first":  # a kept wrong label trains Model II's stage B; a flagged one is only left out
         order = np.concatenate([order[~j.is_label_issue[order]], order[j.is_label_issue[order]]])
-    elif rank == "clear_mistakes":  # active label cleaning (Bernhardt et al. 2022): the given label's cross-entropy
-        # minus the prediction's entropy, highest first: labels surely wrong on images that are not ambiguous
-        p = np.clip(pred_probs[order], 1e-12, 1.0)
-        score = -np.log(p[np.arange(len(order)), j.given[order]]) + np.sum(p * np.log(p), axis=1)
-        order = order[np.argsort(-score, kind="stable")]
     return order
 
 
@@ -56,12 +61,12 @@ def main() -> None:
     ap.add_argument("--annotator-steps", type=int, default=ANNOTATOR_STEPS)
     ap.add_argument("--cache", type=Path, default=Path("runs/noise_cache"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rank", default="chance_label_wrong",
+    ap.add_argument("--rank", default="clear_mistakes",
                     help="comma-separated queue orders, each retrained beside one random choice: review_queue.csv's "
-                         "order (chance_label_wrong), the labels Model II kept that most likely are wrong first, then "
-                         "the flagged ones (kept_first), the images whose class the network is least sure of first "
-                         "(margin: top-two probability gap), or labels surely wrong on unambiguous images first "
-                         "(clear_mistakes: cross-entropy of the given label minus the prediction's entropy)")
+                         "(clear_mistakes: labels surely wrong on unambiguous images first), its earlier one "
+                         "(chance_label_wrong: the chance that the label Model II would use is wrong), the labels "
+                         "Model II kept that most likely are wrong first, then the flagged ones (kept_first), or the "
+                         "images whose class the network is least sure of first (margin: top-two probability gap)")
     ap.add_argument("--choices", default="queue,random", help="which retrainings: queue, random or both")
     ap.add_argument("--out-json", type=Path)
     ap.add_argument("--save", type=Path, help="an .npz of the first run's pred_probs, noisy and true labels, T")
@@ -88,13 +93,14 @@ def main() -> None:
     trusted[:N_VAL + m] = y[:N_VAL + m]
     out_of_sample = np.zeros(len(y), bool)
     out_of_sample[:N_VAL] = True
+    transition = np.asarray(report["transition_matrix"])
     j = label_issues.judge(pred_probs, noisy, trusted=trusted, trusted_source=np.where(trusted >= 0, "clean", ""),
-                           out_of_sample=out_of_sample, transition=np.asarray(report["transition_matrix"]))
+                           out_of_sample=out_of_sample)
     if args.save:
         np.savez_compressed(args.save, pred_probs=pred_probs, noisy=noisy, y=y, trusted=trusted, n_val=N_VAL,
-                            transition=np.asarray(report["transition_matrix"]))
+                            transition=transition)
     candidates = np.flatnonzero(j.judged_by_network)
-    queues = {rank: ranked(j, rank, pred_probs) for rank in ranks}
+    queues = {rank: ranked(j, rank, pred_probs, transition) for rank in ranks}
     rng = np.random.default_rng(args.seed + 7)
     q = label_issues.flag_quality(noisy[:N_VAL], j.predicted[:N_VAL], y[:N_VAL])
     print(f"Model II before: {before:.4f}; flags on validation: precision {q['precision']:.3f} recall "

@@ -28,15 +28,14 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _judgment(n=40, k=4, seed=0, transition=None):
+def _judgment(n=40, k=4, seed=0):
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(k), size=n)
     given = rng.integers(0, k, n)
     trusted = np.where(np.arange(n) < 10, rng.integers(0, k, n), -1)
     source = np.where(trusted >= 0, "clean_labels.csv", "")
     oos = np.arange(n) < 5
-    return probs, given, trusted, li.judge(probs, given, trusted=trusted, trusted_source=source, out_of_sample=oos,
-                                           transition=transition)
+    return probs, given, trusted, li.judge(probs, given, trusted=trusted, trusted_source=source, out_of_sample=oos)
 
 
 def test_trusted_labels_decide_and_the_network_judges_the_rest():
@@ -48,21 +47,33 @@ def test_trusted_labels_decide_and_the_network_judges_the_rest():
     np.testing.assert_array_equal(j.suggested[~known], probs[~known].argmax(1))
     np.testing.assert_array_equal(j.is_label_issue[~known], probs[~known].argmax(1) != given[~known])
     np.testing.assert_allclose(j.label_quality[~known], probs[~known][np.arange((~known).sum()), given[~known]])
-    assert np.all(j.chance_label_wrong[known] == 0)
+    assert np.all(j.review_score[known] == -np.inf) and np.all(np.isfinite(j.review_score[~known]))
     assert np.all((j.label_quality >= 0) & (j.label_quality <= 1))
 
 
-def test_review_priority_uses_the_noise_model():
-    """With T that says label 0 is never wrong, an image labelled 0 is surely of class 0, whatever the network."""
-    t = np.full((4, 4), 0.1)
-    t[0] = [1, 0, 0, 0]
-    np.fill_diagonal(t, np.maximum(np.diag(t), 0.7))
-    t /= t.sum(1, keepdims=True)
-    probs = np.array([[0.4, 0.6, 0.0, 0.0], [0.4, 0.6, 0.0, 0.0]])
-    j = li.judge(probs, np.array([0, 1]), trusted=np.array([-1, -1]), trusted_source=np.array(["", ""]),
-                 out_of_sample=np.zeros(2, bool), transition=t)
-    assert j.suggested[0] == 1 and j.chance_label_wrong[0] > 0.3  # the label it would use (1) is likely wrong
-    assert j.chance_label_wrong[1] < 0.4
+def test_review_queue_puts_clear_mistakes_first():
+    """A label the network is sure is wrong comes before one on an ambiguous image, before a label it believes."""
+    probs = np.array([[0.45, 0.55, 0.0], [0.02, 0.96, 0.02], [0.9, 0.05, 0.05], [0.34, 0.33, 0.33]])
+    given = np.array([0, 0, 0, 0])
+    j = li.judge(probs, given, trusted=np.array([-1, -1, -1, 2]), trusted_source=np.array(["", "", "", "clean"]),
+                 out_of_sample=np.zeros(4, bool))
+    np.testing.assert_array_equal(li.review_order(j), [1, 0, 2])  # the trusted image needs no checking
+    p = np.clip(probs[1], 1e-12, 1)
+    assert j.review_score[1] == pytest.approx(-np.log(0.02) + np.sum(p * np.log(p)))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 6), st.integers(0, 2**32 - 1))
+def test_review_score_is_finite_and_falls_as_the_given_label_gets_likelier(k, seed):
+    rng = np.random.default_rng(seed)
+    row = rng.dirichlet(np.full(k, 0.3))
+    row[rng.integers(k)] = 0.0  # a class the network rules out still gets a finite score
+    probs = np.tile(row / row.sum(), (k, 1))  # one image, each class as its given label
+    j = li.judge(probs, np.arange(k), trusted=np.full(k, -1), trusted_source=np.full(k, ""),
+                 out_of_sample=np.zeros(k, bool))
+    assert np.all(np.isfinite(j.review_score))
+    order = np.argsort(-j.review_score, kind="stable")
+    assert np.all(np.diff(probs[order, order]) >= 0)  # the unlikeliest given label first
 
 
 def test_judge_refuses_bad_probabilities():
@@ -91,7 +102,7 @@ def test_flag_quality_counts_like_a_confusion_table(rows):
 
 
 def test_files_have_the_documented_format(tmp_path):
-    probs, given, trusted, j = _judgment(transition=np.full((4, 4), 0.25))
+    probs, given, trusted, j = _judgment()
     names = [f"{i + 1:05d}.png" for i in range(len(given))]
     files = li.write_outputs(j, probs, tmp_path, image_names=names, class_names=NAMES, judged_by="model2")
     rows = li.read_label_issues(tmp_path / files["label_issues"])
@@ -110,8 +121,8 @@ def test_files_have_the_documented_format(tmp_path):
     assert tuple(queue[0]) == li.REVIEW_QUEUE_COLUMNS
     assert len(queue) == int((trusted < 0).sum())  # images with a trusted label need no checking
     assert not {q["image"] for q in queue} & set(names[:10])
-    chances = [float(q["chance_label_wrong"]) for q in queue]
-    assert chances == sorted(chances, reverse=True)
+    scores = [float(q["review_score"]) for q in queue]
+    assert scores == sorted(scores, reverse=True)
     saved = np.load(tmp_path / files["pred_probs"])
     assert saved.shape == probs.shape and saved.dtype == np.float32
 
