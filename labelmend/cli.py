@@ -7,8 +7,11 @@ Exit codes: 0 success; 1 a user error (bad data, bundle, device or command line)
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from labelmend import __version__, registry
@@ -217,6 +220,33 @@ def _run(args) -> None:
     _evaluate(args)
 
 
+# TensorFlow's native start-up lines that TF_CPP_MIN_LOG_LEVEL does not reach: absl logs them before it reads the
+# level (on CPUs where oneDNN is on by default, e.g. with AVX-512, the "oneDNN custom operations are on" notice)
+_TF_STARTUP_LINES = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+                               r"|I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on)")
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with stderr held back (at the file descriptor, where its C++ code writes) and pass on what it
+    wrote, less :data:`_TF_STARTUP_LINES`; nothing when TensorFlow is not installed."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode("utf-8", errors="replace").splitlines(keepends=True):
+                if not _TF_STARTUP_LINES.match(line):
+                    sys.stderr.write(line)
+
+
 COMMANDS = {"train": _train, "export": _export, "evaluate": _evaluate, "predict": _predict, "issues": _issues,
             "run": _run}
 
@@ -232,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     # the user's business; its warnings and errors are TF_CPP_MIN_LOG_LEVEL=0 away (--debug)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "2")
     try:
+        if EXTRAS[args.command] == "train" and not args.debug:
+            _import_tensorflow_quietly()
         COMMANDS[args.command](args)
     except LabelmendError as exc:
         if args.debug:

@@ -120,3 +120,15 @@ def test_mirrored_replicas_stay_identical_so_gradients_are_all_reduced():
     env = {**os.environ, "LABELMEND_LOGICAL_CPUS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
     r = subprocess.run([sys.executable, "-c", _REPLICA_CHECK], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "replicas identical" in r.stdout, r.stderr[-3000:]
+
+
+def test_only_tensorflows_start_up_lines_are_held_back():
+    from labelmend.cli import _TF_STARTUP_LINES
+
+    startup = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+               "I0000 00:00:1796538365.533851    2342 port.cc:153] oneDNN custom operations are on. You may see "
+               "slightly different numerical results due to floating-point round-off errors.\n"]
+    others = ["W0000 00:00:1796538365.533851    2342 cpu_feature_guard.cc:210] This TensorFlow binary is optimized\n",
+              "UserWarning: oneDNN custom operations are on\n", "[labelmend] model1: validation accuracy 0.25\n"]
+    assert all(_TF_STARTUP_LINES.match(line) for line in startup)
+    assert not any(_TF_STARTUP_LINES.match(line) for line in others)
