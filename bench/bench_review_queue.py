@@ -30,13 +30,20 @@ from labelmend.train import label_issues, noise
 from labelmend.train.methods import forward_confident
 from labelmend.train.task import Split, Task
 
-RANKS = ("clear_mistakes", "chance_label_wrong", "kept_first", "margin")
+RANKS = ("clear_mistakes", "chance_label_wrong", "kept_first", "margin", "oracle")
 
 
-def ranked(j, rank: str, pred_probs: np.ndarray, transition: np.ndarray) -> np.ndarray:
+def ranked(j, rank: str, pred_probs: np.ndarray, transition: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """The images without a trusted label, most useful to check first, by ``rank`` (:data:`RANKS`)."""
     if rank == "clear_mistakes":  # review_queue.csv's order
         return label_issues.review_order(j)
+    if rank == "oracle":  # not a queue: an upper reference that reads the true labels. Wrong labels Model II kept
+        # first (the only wrong labels its stage B trains on), then flagged ones whose suggestion is wrong, then
+        # the other flagged ones, right labels last; least label_quality first within each group
+        candidates = np.flatnonzero(j.judged_by_network)
+        wrong, kept = j.given[candidates] != truth[candidates], ~j.is_label_issue[candidates]
+        group = np.select([wrong & kept, wrong & (j.suggested[candidates] != truth[candidates]), wrong], [0, 1, 2], 3)
+        return candidates[np.lexsort((j.label_quality[candidates], group))]
     # the order review_queue.csv had before: 1 − P(y = suggested | x, ỹ), the chance that the label labelmend would
     # use is still wrong, from the network and T together
     candidates = np.flatnonzero(j.judged_by_network)
@@ -66,7 +73,9 @@ def main() -> None:
                          "(clear_mistakes: labels surely wrong on unambiguous images first), its earlier one "
                          "(chance_label_wrong: the chance that the label Model II would use is wrong), the labels "
                          "Model II kept that most likely are wrong first, then the flagged ones (kept_first), or the "
-                         "images whose class the network is least sure of first (margin: top-two probability gap)")
+                         "images whose class the network is least sure of first (margin: top-two probability gap); "
+                         "oracle is an upper reference, not a queue: it reads the true labels and puts the wrong "
+                         "labels Model II kept first")
     ap.add_argument("--choices", default="queue,random", help="which retrainings: queue, random or both")
     ap.add_argument("--out-json", type=Path)
     ap.add_argument("--save", type=Path, help="an .npz of the first run's pred_probs, noisy and true labels, T")
@@ -100,7 +109,7 @@ def main() -> None:
         np.savez_compressed(args.save, pred_probs=pred_probs, noisy=noisy, y=y, trusted=trusted, n_val=N_VAL,
                             transition=transition)
     candidates = np.flatnonzero(j.judged_by_network)
-    queues = {rank: ranked(j, rank, pred_probs, transition) for rank in ranks}
+    queues = {rank: ranked(j, rank, pred_probs, transition, y) for rank in ranks}
     rng = np.random.default_rng(args.seed + 7)
     q = label_issues.flag_quality(noisy[:N_VAL], j.predicted[:N_VAL], y[:N_VAL])
     print(f"Model II before: {before:.4f}; flags on validation: precision {q['precision']:.3f} recall "
