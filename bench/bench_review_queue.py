@@ -10,7 +10,7 @@ Model II trains again from scratch with the same steps and seed. B = 320 is 4 % 
 (900 after validation) are of 50,000:
 
     python bench/bench_review_queue.py --data ../shared/data/seed --steps 500 --seed 0 --trusted 150 --out-json J \
-        [--rank clear_mistakes,chance_label_wrong,kept_first,margin]
+        [--rank clear_mistakes,chance_label_wrong,kept_first,margin,oracle]
 
 Prints one Markdown row per B and queue order: Model II before, with the queue's B, with random B (one random choice
 per B, shared by the orders), and how many wrong labels each choice fixed. Same-seed comparisons need one thread per
