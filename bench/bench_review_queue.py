@@ -37,16 +37,16 @@ def ranked(j, rank: str, pred_probs: np.ndarray, transition: np.ndarray, truth: 
     """The images without a trusted label, most useful to check first, by ``rank`` (:data:`RANKS`)."""
     if rank == "clear_mistakes":  # review_queue.csv's order
         return label_issues.review_order(j)
-    if rank == "oracle":  # not a queue: an upper reference that reads the true labels. Wrong labels Model II kept
-        # first (the only wrong labels its stage B trains on), then flagged ones whose suggestion is wrong, then
-        # the other flagged ones, right labels last; least label_quality first within each group
-        candidates = np.flatnonzero(j.judged_by_network)
+    candidates = np.flatnonzero(j.judged_by_network)
+    if rank == "oracle":  # not a queue: an upper reference that reads the true labels. Wrong labels the judgment
+        # did not flag first (close to the wrong labels the next run's stage B keeps and trains on), then flagged
+        # ones whose suggestion is wrong, then the other flagged ones, right labels last; least label_quality first
+        # within each group
         wrong, kept = j.given[candidates] != truth[candidates], ~j.is_label_issue[candidates]
         group = np.select([wrong & kept, wrong & (j.suggested[candidates] != truth[candidates]), wrong], [0, 1, 2], 3)
         return candidates[np.lexsort((j.label_quality[candidates], group))]
     # the order review_queue.csv had before: 1 − P(y = suggested | x, ỹ), the chance that the label labelmend would
     # use is still wrong, from the network and T together
-    candidates = np.flatnonzero(j.judged_by_network)
     posterior = noise.posterior_correction(pred_probs[candidates], j.given[candidates], transition)
     chance_wrong = 1.0 - posterior[np.arange(len(candidates)), j.suggested[candidates]]
     order = candidates[np.lexsort((j.label_quality[candidates], -chance_wrong))]
