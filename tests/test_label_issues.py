@@ -63,17 +63,20 @@ def test_review_queue_puts_clear_mistakes_first():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(2, 6), st.integers(0, 2**32 - 1))
-def test_review_score_is_finite_and_falls_as_the_given_label_gets_likelier(k, seed):
+@given(st.integers(2, 6), st.integers(0, 2**32 - 1), st.booleans())
+def test_review_queue_puts_the_unlikeliest_given_label_first(k, seed, underflow):
     rng = np.random.default_rng(seed)
     row = rng.dirichlet(np.full(k, 0.3))
     row[rng.integers(k)] = 0.0  # a class the network rules out still gets a finite score
+    if underflow:  # two given labels below the score's 1e-12 floor: the queue still orders them by probability
+        row[rng.integers(k)] = 10.0 ** rng.uniform(-16, -12)
     probs = np.tile(row / row.sum(), (k, 1))  # one image, each class as its given label
     j = li.judge(probs, np.arange(k), trusted=np.full(k, -1), trusted_source=np.full(k, ""),
                  out_of_sample=np.zeros(k, bool))
     assert np.all(np.isfinite(j.review_score))
-    order = np.argsort(-j.review_score, kind="stable")
-    assert np.all(np.diff(probs[order, order]) >= 0)  # the unlikeliest given label first
+    order = li.review_order(j)
+    assert sorted(order) == list(range(k))
+    assert np.all(np.diff(probs[order, order]) >= 0)  # the unlikeliest given label first, ties below the floor too
 
 
 def test_judge_refuses_bad_probabilities():
