@@ -1,4 +1,4 @@
-"""Declares the compiled histogram kernel; everything else is in pyproject.toml."""
+"""Declares the compiled kernels (RGB histogram, image resize); everything else is in pyproject.toml."""
 
 import numpy as np
 from Cython.Build import cythonize
@@ -11,7 +11,8 @@ extensions = [
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
-    )
+    ),
+    Extension("labelmend.ext._resize", ["ext/_resize.pyx"], extra_compile_args=["-O3"]),
 ]
 
 # bounds checks off: the Python wrapper (ext/__init__.py) validates shapes and dtypes before calling the kernel

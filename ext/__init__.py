@@ -1,17 +1,24 @@
-"""RGB colour-histogram features: 5 bins per channel over [0, 255], 15 counts per image.
+"""The two image kernels: RGB colour-histogram features, and the resize that turns any image into the models' input.
+
+**Histogram**: 5 bins per channel over [0, 255], 15 counts per image.
 
 :func:`rgb_histogram` equals the client's baseline
 ``concatenate([np.histogram(img[:, :, c], bins=np.linspace(0, 255, 6))[0] for c in (0, 1, 2)])``
 exactly, for every real dtype and any values (NaN, +-inf and values outside [0, 255] are not
 counted). It runs a compiled kernel when ``labelmend.ext._histogram`` is built and a vectorised
 numpy fallback otherwise (see :data:`HAVE_EXTENSION`).
+
+**Resize**: :func:`area_resize` takes the centred square of an (H, W, 3) uint8 image (the longer side is cropped
+equally at both ends, the odd pixel at the end) and box-filters it to 32×32 (each output pixel the area-weighted
+mean of the source pixels it covers, rounded half up). Integer arithmetic throughout, so the compiled kernel
+(``labelmend.ext._resize``) and its numpy fallback agree bit for bit; a 32×32 image comes back unchanged.
 """
 
 import numpy as np
 
 from labelmend.errors import InputError, InputTypeError
 
-from ._reference import BIN_EDGES, N_FEATURES, rgb_histogram_numpy
+from ._reference import BIN_EDGES, N_FEATURES, area_resize_numpy, rgb_histogram_numpy
 
 try:
     from labelmend.ext._histogram import hist_into as _hist_into
@@ -20,10 +27,18 @@ except ImportError:
     _hist_into = None
     _hist_u8_image = None
 
-HAVE_EXTENSION = _hist_into is not None
-"""True when the compiled kernel imported; False means the (slower, identical) numpy fallback."""
+try:
+    from labelmend.ext._resize import area_resize_into as _area_resize_into
+except ImportError:
+    _area_resize_into = None
 
-__all__ = ["BIN_EDGES", "HAVE_EXTENSION", "N_FEATURES", "rgb_histogram"]
+HAVE_EXTENSION = _hist_into is not None and _area_resize_into is not None
+"""True when the compiled kernels imported; False means the (slower, identical) numpy fallbacks."""
+
+INPUT_SIZE = 32
+"""The side of the models' square input, in pixels."""
+
+__all__ = ["BIN_EDGES", "HAVE_EXTENSION", "INPUT_SIZE", "N_FEATURES", "area_resize", "rgb_histogram"]
 
 # The native dtypes the kernel takes, by (kind, itemsize); float16 is widened to float32 (exact),
 # other dtypes (long double) go to the numpy fallback.
@@ -90,3 +105,32 @@ def _rgb_histogram_checked(images):
     out = np.empty((n, N_FEATURES), dtype=np.int64)
     _hist_into(x, out)
     return out[0] if single else out
+
+
+def area_resize(image, size: int = INPUT_SIZE) -> np.ndarray:
+    """The centred square of an RGB image of any size, box-filtered to (size, size, 3) uint8 (module docstring).
+
+    Parameters
+    ----------
+    image : numpy.ndarray, shape (H, W, 3), dtype uint8
+        Any H, W >= 1, any strides.
+
+    Raises
+    ------
+    InputError (a ValueError)
+        If the shape is not (H, W, 3) with H, W >= 1.
+    InputTypeError (a TypeError)
+        If ``image`` is not a uint8 numpy array.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        what = f"dtype {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputTypeError(f"image must be a uint8 numpy array (8-bit RGB), got {what}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"expected an RGB image of shape (H, W, 3) with H, W >= 1, got shape {image.shape}")
+    if not (isinstance(size, int) and size >= 1):
+        raise InputError(f"size must be a whole number >= 1, got {size!r}")
+    if _area_resize_into is None:
+        return area_resize_numpy(image, size)
+    out = np.empty((size, size, 3), dtype=np.uint8)
+    _area_resize_into(image, out)
+    return out

@@ -47,3 +47,29 @@ def rgb_histogram_numpy(images):
         for t in range(5):
             block[:, :, t] = ge[t] - ge[t + 1]
     return out[0] if single else out
+
+
+def _box_axis(a: np.ndarray, d: int) -> np.ndarray:
+    """Box-filter int64 ``a`` (S, ...) along axis 0 to (d, ...): output i integrates the step function
+    f(u) = a[u // d] over u in [i*S, (i+1)*S), exactly, from prefix sums (units of 1/d source pixel)."""
+    s = a.shape[0]
+    zero = np.zeros((1, *a.shape[1:]), dtype=np.int64)
+    prefix = np.concatenate([zero, np.cumsum(a, axis=0)])
+    padded = np.concatenate([a, zero])
+    t = np.arange(d + 1, dtype=np.int64) * s
+    q, r = np.divmod(t, d)
+    r = r.reshape(-1, *([1] * (a.ndim - 1)))
+    integral = d * prefix[q] + r * padded[q]
+    return np.diff(integral, axis=0)
+
+
+def area_resize_numpy(image: np.ndarray, size: int) -> np.ndarray:
+    """The centred square of ``image`` (H, W, C) uint8, box-filtered to (size, size, C) uint8, rounding half up.
+
+    Pure integer arithmetic (the compiled kernel's rule, see ``_resize.pyx``), vectorised with prefix sums."""
+    h, w = image.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    square = image[top:top + s, left:left + s].astype(np.int64)
+    acc = _box_axis(_box_axis(square, size).swapaxes(0, 1), size).swapaxes(0, 1)
+    return ((2 * acc + s * s) // (2 * s * s)).astype(np.uint8)

@@ -1,7 +1,9 @@
 """`labelmend evaluate`: score every model of a bundle on a client test folder, through the runtime.
 
-Needs only the ``eval`` extra (the runtime + scikit-learn + matplotlib): test folders are listed by
-:mod:`labelmend.folders` and decoded by the runtime's own PNG reader, so neither TensorFlow nor OpenCV is imported.
+Needs only the ``eval`` extra (the runtime + scikit-learn + matplotlib + Pillow): test folders are listed by
+:mod:`labelmend.folders`; the client's numbered 32×32 PNGs are decoded by the runtime's own PNG reader, class-folder
+test sets (images of any size) by the runtime's one preprocessing (:func:`labelmend.runtime.images.to_input`), so
+neither TensorFlow nor OpenCV is imported.
 The test images are decoded and predicted in batches (a folder of any size never sits in memory whole), every model
 sees the same batch, and the outputs are written atomically into one directory:
 ``classification_report_<model>.txt`` (scikit-learn), ``confusion_<model>.png``, ``label_prediction.csv``
@@ -22,7 +24,7 @@ from labelmend._atomic import atomic_directory
 from labelmend._progress import progress_bar
 from labelmend.bundle_format import IMAGE_SHAPE, read_manifest
 from labelmend.errors import DataError
-from labelmend.folders import test_files
+from labelmend.folders import NUMBERED, list_test_folder
 
 
 def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -40,17 +42,17 @@ def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir
     predictors = {m: load(bundle_dir, m) for m in names}
     class_names = list(manifest["class_names"])
     k = len(class_names)
-    paths, labels = test_files(test_dir, n_classes=k)
+    layout, paths, image_names, labels = list_test_folder(test_dir, class_names=tuple(class_names))
     preds = {m: np.empty(len(paths), dtype=np.int64) for m in names}
     with progress_bar(total=len(paths), desc="evaluating", unit="img", disable=not progress) as bar:
         for start in range(0, len(paths), batch_size):
-            images = read_images(paths[start:start + batch_size])
+            images = read_images(paths[start:start + batch_size], numbered=layout == NUMBERED)
             for m, predictor in predictors.items():
                 preds[m][start:start + len(images)] = predictor.predict_batch(images)
             bar.update(len(images))
 
     metrics = {"bundle": str(Path(bundle_dir).resolve()), "test_data": str(Path(test_dir).resolve()),
-               "n_images": len(paths), "models": {}}
+               "test_layout": layout, "n_images": len(paths), "models": {}}
     reports = {}
     with atomic_directory(out_dir) as tmp:
         for m in names:
@@ -65,19 +67,24 @@ def evaluate(bundle_dir: str | os.PathLike, test_dir: str | os.PathLike, out_dir
         with open(tmp / "label_prediction.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["image", "true_label", *names])
-            for i, path in enumerate(paths):
-                writer.writerow([path.name, int(labels[i]), *(int(preds[m][i]) for m in names)])
+            for i, name in enumerate(image_names):
+                writer.writerow([name, int(labels[i]), *(int(preds[m][i]) for m in names)])
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     metrics["reports"] = reports
     return metrics
 
 
-def read_images(paths: list[Path]) -> np.ndarray:
-    """Decode test PNGs into (N, 32, 32, 3) uint8 RGB with the runtime's reader; a wrong size names the file."""
+def read_images(paths: list[Path], *, numbered: bool = True) -> np.ndarray:
+    """Test images as (N, 32, 32, 3) uint8 RGB: the client's numbered PNGs exactly as stored (a wrong size names the
+    file), class-folder images of any size through the runtime's one preprocessing."""
+    from labelmend.runtime.images import to_input
     from labelmend.runtime.png import read_png
 
     out = np.empty((len(paths), *IMAGE_SHAPE), dtype=np.uint8)
     for i, path in enumerate(paths):
+        if not numbered:
+            out[i] = to_input(path)
+            continue
         image = read_png(path)
         if image.shape != IMAGE_SHAPE:
             raise DataError(f"{path}: image is {image.shape[1]}x{image.shape[0]} pixels; expected 32x32")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,11 @@ TRAIN_IMAGES, NOISY_CSV, CLEAN_CSV = "images", "noisy_labels.csv", "clean_labels
 CLASS_NAMES_TXT = "class_names.txt"
 VERIFIED_CSV = "verified_labels.csv"
 TEST_IMAGES, TEST_CSV = "test_images", "test_labels.csv"
+LABEL_TABLE_CSV = "labels.csv"
+NUMBERED, CLASS_FOLDERS, LABEL_TABLE = "numbered", "class_folders", "label_table"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # the formats runtime/images.py decodes
+# files a class-folder data set may keep in its root, beside the class folders
+_ROOT_FILES = {CLEAN_CSV, VERIFIED_CSV, CLASS_NAMES_TXT}
 _PLAIN_LABELS = re.compile(r"[ \t]*\d+[ \t]*(?:\n[ \t]*\d+[ \t]*)*", re.ASCII)
 
 
@@ -113,39 +119,30 @@ def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def read_verified_labels(path: str | os.PathLike, *, image_names: list[str], class_names: tuple[str, ...],
-                         clean_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Read verified_labels.csv: ``image,label`` lines, the image a file name of the images/ folder (as in the first
-    column of a run's review_queue.csv), the label a class name or an integer 0..K-1. Returns (indices into the N
-    images, labels), both (V,) int64, in file order.
-
-    Refused with the file and line: an unknown image, a label outside the classes, an image named twice, a line that
-    is not two fields, and a label that contradicts the image's clean label (one that agrees is dropped: the image
-    is trusted already).
-    """
-    path = Path(path)
-    text = read_text(path)
-    index_of = {name.lower(): i for i, name in enumerate(image_names)}
+def _image_label_lines(path: Path, *, index_of, class_names: tuple[str, ...], example: str, what: str,
+                       verb: str = "labelled"):
+    """(line number, image index, label) per line of an ``image,label`` file; the image is looked up by
+    ``index_of(name)`` (None: unknown), the label is a class name or an integer 0..K-1. An `image,label` header is
+    allowed; a malformed line, an unknown image, an image named twice or an unknown label raises DataError."""
     by_name = {name: c for c, name in enumerate(class_names)}
     k = len(class_names)
-    lines = text.splitlines()
+    lines = read_text(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
-    indices, labels, seen = [], [], {}
+    out, seen = [], {}
     for n, raw in enumerate(lines, start=1):
         fields = [f.strip() for f in raw.split(",")]
         if n == 1 and [f.lower() for f in fields] == ["image", "label"]:
             continue
         if len(fields) != 2 or not all(fields):
-            raise DataError(f"{path}, line {n}: expected `image,label` (e.g. `00042.png,{class_names[0]}`), "
+            raise DataError(f"{path}, line {n}: expected `image,label` (e.g. `{example},{class_names[0]}`), "
                             f"got {raw.strip()[:60]!r}")
         image, label = fields
-        i = index_of.get(Path(image).name.lower())
+        i = index_of(image)
         if i is None:
-            raise DataError(f"{path}, line {n}: unknown image {image!r}; name a file of the images/ folder, "
-                            f"e.g. {image_names[0]!r}")
+            raise DataError(f"{path}, line {n}: unknown image {image!r}; name {what}, e.g. {example!r}")
         if i in seen:
-            raise DataError(f"{path}, line {n}: image {image!r} is already verified on line {seen[i]}; keep one line")
+            raise DataError(f"{path}, line {n}: image {image!r} is already {verb} on line {seen[i]}; keep one line")
         seen[i] = n
         if label in by_name:
             c = by_name[label]
@@ -154,10 +151,61 @@ def read_verified_labels(path: str | os.PathLike, *, image_names: list[str], cla
         else:
             raise DataError(f"{path}, line {n}: label {label!r} is not one of the {k} classes "
                             f"({', '.join(class_names[:10])}{', …' if k > 10 else ''}) nor an integer 0-{k - 1}")
-        if i < len(clean_labels):
-            if clean_labels[i] != c:
-                raise DataError(f"{path}, line {n}: {image} verified as {class_names[c]!r}, but clean_labels.csv "
-                                f"line {i + 1} says {class_names[clean_labels[i]]!r}; correct one of the two")
+        out.append((n, i, c))
+    return out
+
+
+def image_index(image_names, *, by_basename: bool):
+    """A look-up from the name a label file gives an image to its index: by file name alone in the numbered
+    layout (``00042.png`` or ``images/00042.png``), else by the path relative to the data folder (``/`` or ``\\``,
+    a leading ``./`` allowed). Case-insensitive where that is unambiguous."""
+    exact = {name: i for i, name in enumerate(image_names)}
+    folded: dict[str, int | None] = {}
+    for i, name in enumerate(image_names):
+        key = name.lower()
+        folded[key] = None if key in folded else i  # two names that differ in case only: exact match needed
+
+    def lookup(name: str) -> int | None:
+        name = name.replace("\\", "/")
+        name = Path(name).name if by_basename else (name[2:] if name.startswith("./") else name)
+        return exact[name] if name in exact else folded.get(name.lower())
+
+    return lookup
+
+
+def read_clean_table(path: str | os.PathLike, *, image_names, class_names: tuple[str, ...]):
+    """clean_labels.csv of the class-folder and label-table layouts: ``image,label`` lines for any images, the
+    image as a path relative to the data folder. Returns (indices, labels, line numbers), each (M,) int64, in file
+    order."""
+    path = Path(path)
+    rows = _image_label_lines(path, index_of=image_index(image_names, by_basename=False), class_names=class_names,
+                              example=image_names[0], what="an image of the data set by its path in the data folder")
+    return tuple(np.array([row[f] for row in rows], dtype=np.int64) for f in (1, 2, 0))
+
+
+def read_verified_labels(path: str | os.PathLike, *, image_names, class_names: tuple[str, ...],
+                         trusted: np.ndarray, trusted_line: np.ndarray,
+                         by_basename: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Read verified_labels.csv: ``image,label`` lines, the image as in the first column of a run's
+    review_queue.csv, the label a class name or an integer 0..K-1. ``trusted`` (N,) holds each image's clean label
+    or -1, ``trusted_line`` (N,) its line in clean_labels.csv. Returns (indices into the N images, labels), both
+    (V,) int64, in file order.
+
+    Refused with the file and line: an unknown image, a label outside the classes, an image named twice, a line that
+    is not two fields, and a label that contradicts the image's clean label (one that agrees is dropped: the image
+    is trusted already).
+    """
+    path = Path(path)
+    what = "a file of the images/ folder" if by_basename else "an image of the data set by its path in the data folder"
+    rows = _image_label_lines(path, index_of=image_index(image_names, by_basename=by_basename),
+                              class_names=class_names, example=image_names[0], what=what, verb="verified")
+    indices, labels = [], []
+    for n, i, c in rows:
+        if trusted[i] >= 0:
+            if trusted[i] != c:
+                raise DataError(f"{path}, line {n}: {image_names[i]} verified as {class_names[c]!r}, but "
+                                f"clean_labels.csv line {trusted_line[i]} says {class_names[trusted[i]]!r}; correct "
+                                "one of the two")
             continue
         indices.append(i)
         labels.append(c)
@@ -212,3 +260,166 @@ def test_files(data_dir: str | os.PathLike, *, n_classes: int | None = None) -> 
     labels = read_labels(root / TEST_CSV, n_classes=n_classes, classes_from="the bundle")
     paths = numbered_pngs(root / TEST_IMAGES, len(labels), prefix="test", labels_file=root / TEST_CSV)
     return [Path(p) for p in paths], labels
+
+
+# ---------------------------------------------------------------- class folders and label tables
+
+
+@dataclass(frozen=True)
+class ImageListing:
+    """The images of a class-folder or label-table data set, nothing decoded yet: ``paths`` (absolute),
+    ``names`` (relative to the data folder, ``/``-separated: how every output names an image), ``labels`` (N,) the
+    given labels, ``class_names`` in label order, and ``layout``."""
+
+    layout: str
+    paths: list[str]
+    names: list[str]
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+
+
+def detect_layout(root: Path) -> str:
+    """NUMBERED (images/ + noisy_labels.csv), LABEL_TABLE (labels.csv) or CLASS_FOLDERS (one folder per class)."""
+    if (root / NOISY_CSV).exists():
+        return NUMBERED
+    if (root / LABEL_TABLE_CSV).exists():
+        return LABEL_TABLE
+    folders = [e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+    if folders == [TRAIN_IMAGES]:  # the numbered layout without its labels: that is the error to report
+        return NUMBERED
+    if folders:
+        return CLASS_FOLDERS
+    raise DataError(f"{root}: no data layout found; expected one folder per class, a {LABEL_TABLE_CSV} "
+                    f"(`image,label` lines), or {TRAIN_IMAGES}/ + {NOISY_CSV} (README: Data layouts)")
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _images_under(folder: Path, root: Path) -> list[str]:
+    """Every image file below ``folder`` (hidden files and folders skipped), as sorted paths relative to ``root``;
+    any other file is refused by name, so nothing is left out silently."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = Path(here) / name
+            if not _is_image(name):
+                raise DataError(f"{path}: not an image file ({', '.join(IMAGE_EXTENSIONS)}); move it out of the "
+                                "data folder")
+            found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def list_class_folders(root: Path, *, class_names: tuple[str, ...] | None = None, reserved=_ROOT_FILES,
+                       source: str = "data folder") -> ImageListing:
+    """DIR/<class name>/<image files, at any depth>: the folder is each image's (maybe wrong) label. Classes in
+    sorted folder order (as Keras' image_dataset_from_directory and torchvision's ImageFolder order them) unless
+    ``class_names`` gives the order; then every folder must be one of them."""
+    folders, stray = [], []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            folders.append(entry.name)
+        elif entry.name not in reserved:
+            stray.append(entry.name)
+    if stray:
+        raise DataError(f"{root / stray[0]}: a file in the {source}'s root; in the class-folder layout every image "
+                        f"goes in its class's folder (the root may hold only {', '.join(sorted(reserved))})")
+    if class_names is None:
+        class_names = tuple(folders)
+    else:
+        unknown = [f for f in folders if f not in class_names]
+        if unknown:
+            raise DataError(f"{root / unknown[0]}: folder {unknown[0]!r} is not one of the classes "
+                            f"({', '.join(class_names[:10])}{', …' if len(class_names) > 10 else ''})")
+    if len(class_names) > MAX_CLASSES:
+        raise DataError(f"{root}: {len(class_names)} class folders; labelmend supports at most {MAX_CLASSES}")
+    names, labels = [], []
+    for c, cls in enumerate(class_names):
+        if cls not in folders:
+            continue
+        found = _images_under(root / cls, root)
+        if not found:
+            raise DataError(f"{root / cls}: empty class folder (no {', '.join(IMAGE_EXTENSIONS)} files); add images "
+                            "or remove the folder")
+        names += found
+        labels += [c] * len(found)
+    if not names:
+        raise DataError(f"{root}: no class folders with images")
+    base = os.fspath(root)
+    return ImageListing(CLASS_FOLDERS, [os.path.join(base, n) for n in names], names,
+                        np.asarray(labels, dtype=np.int64), tuple(class_names))
+
+
+def list_label_table(root: Path, *, class_names: tuple[str, ...] | None = None) -> ImageListing:
+    """DIR/labels.csv: ``image,label`` lines (an `image,label` header allowed), the image a path relative to DIR,
+    the label a class name or an integer. Classes: ``class_names`` if given; else 0 … K-1 when every label is an
+    integer, or the sorted distinct names."""
+    path = root / LABEL_TABLE_CSV
+    lines = read_text(path).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    rows = []
+    for n, raw in enumerate(lines, start=1):
+        fields = [f.strip() for f in raw.split(",")]
+        if n == 1 and [f.lower() for f in fields] == ["image", "label"]:
+            continue
+        if len(fields) != 2 or not all(fields):
+            raise DataError(f"{path}, line {n}: expected `image,label` (e.g. `cats/001.jpg,cat`), got "
+                            f"{raw.strip()[:60]!r}")
+        rows.append((n, fields[0].replace("\\", "/").removeprefix("./"), fields[1]))
+    if not rows:
+        raise DataError(f"{path}: the file holds no labels")
+    if class_names is None:
+        values = [label for _, _, label in rows]
+        if all(re.fullmatch(r"\d+", v) for v in values):
+            class_names = tuple(str(i) for i in range(max(map(int, values)) + 1))
+        else:
+            numbers = [(n, v) for n, _, v in rows if re.fullmatch(r"\d+", v)]
+            if numbers:
+                raise DataError(f"{path}, line {numbers[0][0]}: label {numbers[0][1]!r} is a number where other lines "
+                                f"name classes; use names throughout, or add {CLASS_NAMES_TXT}")
+            class_names = tuple(sorted(set(values)))
+    if len(class_names) > MAX_CLASSES:
+        raise DataError(f"{path}: {len(class_names)} classes; labelmend supports at most {MAX_CLASSES}")
+    by_name = {name: c for c, name in enumerate(class_names)}
+    names, labels, seen = [], [], {}
+    for n, image, label in rows:
+        if label in by_name:
+            c = by_name[label]
+        elif re.fullmatch(r"\d+", label) and int(label) < len(class_names):
+            c = int(label)
+        else:
+            raise DataError(f"{path}, line {n}: label {label!r} is not one of the {len(class_names)} classes")
+        if image in seen:
+            raise DataError(f"{path}, line {n}: image {image!r} is already labelled on line {seen[image]}; keep one "
+                            "line")
+        seen[image] = n
+        file = root / image
+        if not _is_image(image):
+            raise DataError(f"{path}, line {n}: {image!r} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+        if not file.is_file():
+            raise DataError(f"{path}, line {n}: image file {image!r} not found under {root}")
+        names.append(image)
+        labels.append(c)
+    base = os.fspath(root)
+    return ImageListing(LABEL_TABLE, [os.path.join(base, n) for n in names], names,
+                        np.asarray(labels, dtype=np.int64), tuple(class_names))
+
+
+def list_test_folder(data_dir: str | os.PathLike, *, class_names: tuple[str, ...]) -> tuple[str, list[Path], list[str],
+                                                                                          np.ndarray]:
+    """A test folder in either test layout: (layout, image paths, names for the outputs, labels)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: test data folder not found")
+    if (root / TEST_CSV).exists() or (root / TEST_IMAGES).is_dir():
+        paths, labels = test_files(root, n_classes=len(class_names))
+        return NUMBERED, paths, [p.name for p in paths], labels
+    listing = list_class_folders(root, class_names=class_names, reserved=set(), source="test folder")
+    return CLASS_FOLDERS, [Path(p) for p in listing.paths], listing.names, listing.labels

@@ -58,6 +58,8 @@ class RunRecord:
     class_names: list
     time_budget_s: float
     n_verified: int = 0
+    data_layout: str = "numbered"                    # folders.NUMBERED, CLASS_FOLDERS or LABEL_TABLE
+    image_conversions: dict = field(default_factory=dict)  # TrainingData.conversions (grayscale, alpha)
     trusted_warning_per_class: int = 50
     git_revision: str | None = None
     library_versions: dict = field(default_factory=dict)

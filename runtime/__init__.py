@@ -5,12 +5,15 @@
     >>> model.predict(image)                        # one (32, 32, 3) image, values in [0, 255] → int label
     >>> model.predict_batch(images)                 # (N, 32, 32, 3) → int64 (N,)
     >>> model.predict_proba(image_or_images)        # (K,) or (N, K) float32, columns in class_names order
+    >>> model.predict_file("photo.jpg")             # a file (PNG, JPEG, BMP, WebP) or PIL/numpy image of any size
+    >>> rt.to_input("photo.jpg")                    # the (32, 32, 3) uint8 array the models see for it
     >>> rt.predict(image, "bundles/latest")         # one-off call with a cached Predictor ($LABELMEND_BUNDLE)
 
 Nothing here imports TensorFlow, scikit-learn, OpenCV, matplotlib, labelmend.train or labelmend.export;
 onnxruntime itself is imported when the first Predictor is created.
 """
 
+from labelmend.runtime.images import to_input
 from labelmend.runtime.predictor import BUNDLE_ENV, Predictor, load, predict
 from labelmend.runtime.validation import check_images
 
@@ -27,4 +30,5 @@ __all__ = [
     "check_images",
     "load",
     "predict",
+    "to_input",
 ]

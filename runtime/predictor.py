@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from labelmend.runtime.images import to_input
 from labelmend.runtime.validation import check_images
 
 from labelmend.bundle_format import read_manifest
@@ -271,6 +272,15 @@ class Predictor:
         batch, single = check_images(images, name="images")
         proba = self._proba(batch)
         return proba[0] if single else proba
+
+    def predict_file(self, image) -> int:
+        """Class label of ONE image of any size: a file path (PNG, JPEG, BMP, WebP), a PIL image or a uint8 numpy
+        image, through labelmend's one preprocessing (:func:`labelmend.runtime.images.to_input`)."""
+        return self.predict(to_input(image))
+
+    def predict_proba_file(self, image) -> np.ndarray:
+        """Class probabilities (K,) float32 of ONE image of any size, as :meth:`predict_file` reads it."""
+        return self.predict_proba(to_input(image))
 
     def predict_names(self, images) -> list[str] | str:
         """Class names instead of labels: a str for one image, a list of str for a batch."""

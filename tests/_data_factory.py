@@ -190,3 +190,55 @@ HOSTILE_PNGS = {
     "wrong_size": r"(?i)31x32|expected.*32",
     "bad_crc": r"(?i)corrupt|CRC",
 }
+
+
+@dataclass
+class Folders:
+    """A class-folder data set as written: ``names`` (relative paths, the order labelmend lists them), the noisy
+    ``labels`` (folders), the ``true`` labels, the full-size ``pixels`` as decoded, and ``clean`` {name: label}."""
+
+    root: Path
+    names: list[str]
+    labels: np.ndarray
+    true: np.ndarray
+    clean: dict
+
+
+def make_class_folders(root: Path, *, n: int = 30, k: int = 3, n_clean: int = 6, seed: int = 0,
+                       class_names: tuple[str, ...] = ("cat", "dog", "frog"), grayscale: int = 1,
+                       rgba: int = 1) -> Folders:
+    """``root/<class>/img_###.{png,jpg}``: sizes 20-96 px (some not square), JPEG and PNG alternating, the first
+    ``grayscale`` images written as grayscale PNGs and the next ``rgba`` as RGBA PNGs; each image a flat colour per
+    class (so a tiny network can learn it) with noise; a third of the labels wrong; ``clean_labels.csv`` gives
+    ``n_clean`` true labels (every third image, so not the first in any order)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    true = np.arange(n) % k
+    noisy = true.copy()
+    wrong = rng.random(n) < 1 / 3
+    noisy[wrong] = (true[wrong] + rng.integers(1, k, wrong.sum())) % k
+    entries = []
+    for i in range(n):
+        h, w = int(rng.integers(20, 97)), int(rng.integers(20, 97))
+        base = np.array([(200, 40, 40), (40, 200, 40), (40, 40, 200)][true[i] % 3], dtype=np.int64)
+        img = np.clip(base + rng.integers(-30, 31, (h, w, 3)), 0, 255).astype(np.uint8)
+        folder = root / class_names[noisy[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        if i < grayscale:
+            name, pil = f"img_{i:03d}.png", Image.fromarray(img[:, :, 0], mode="L")
+        elif i < grayscale + rgba:
+            alpha = np.full((h, w, 1), 128, np.uint8)
+            name, pil = f"img_{i:03d}.png", Image.fromarray(np.concatenate([img, alpha], axis=2), mode="RGBA")
+        else:
+            name, pil = f"img_{i:03d}.{'jpg' if i % 2 else 'png'}", Image.fromarray(img)
+        pil.save(folder / name)
+        entries.append((f"{class_names[noisy[i]]}/{name}", i))
+    entries.sort()
+    names = [e[0] for e in entries]
+    order = [e[1] for e in entries]
+    clean = {names[j]: int(true[order[j]]) for j in range(2, len(names), 3)[:n_clean]}
+    (root / "clean_labels.csv").write_text(
+        "image,label\n" + "".join(f"{name},{class_names[c]}\n" for name, c in clean.items()), encoding="utf-8")
+    return Folders(root=root, names=names, labels=noisy[order], true=true[order], clean=clean)

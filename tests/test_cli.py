@@ -345,12 +345,20 @@ def test_end_to_end_baseline(tmp_path, capsys):
         p, label, name = line.split("\t")
         assert p == path and name in factory.CLASS_NAMES and factory.CLASS_NAMES[int(label)] == name
 
-    # a corrupt image given to predict: one line naming it, exit 1
-    bad = tmp_path / "bad.png"
-    factory.hostile_png("grayscale", bad)
-    assert main(["predict", "--bundle", str(bundle), "--model", "baseline", images[0], str(bad)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("labelmend predict: error: ") and str(bad) in err and len(err.splitlines()) == 1
+    # an unreadable image given to predict: one line naming it, exit 1, nothing printed for the good one before it
+    for kind in ("truncated", "zero_bytes", "text", "bad_crc"):
+        bad = tmp_path / f"bad_{kind}.png"
+        factory.hostile_png(kind, bad)
+        assert main(["predict", "--bundle", str(bundle), "--model", "baseline", images[0], str(bad)]) == 1, kind
+        out, err = capsys.readouterr()
+        assert err.startswith("labelmend predict: error: ") and str(bad) in err and len(err.splitlines()) == 1
+        assert out == ""
+    # any size, grayscale or RGBA: read through the one preprocessing (converted, not refused)
+    for kind in ("grayscale", "rgba", "wrong_size", "16bit"):
+        odd = tmp_path / f"odd_{kind}.png"
+        factory.hostile_png(kind, odd)
+        assert main(["predict", "--bundle", str(bundle), "--model", "baseline", str(odd)]) == 0, kind
+        assert capsys.readouterr().out.split("\t")[0] == str(odd)
 
 
 @pytest.mark.slow

@@ -154,7 +154,10 @@ IMAGES = [f"{i:05d}.png" for i in range(1, 9)]
 def _verified(tmp_path, text):
     path = tmp_path / "verified_labels.csv"
     path.write_text(text, encoding="utf-8")
-    return read_verified_labels(path, image_names=IMAGES, class_names=NAMES, clean_labels=np.array([0, 1]))
+    trusted = np.full(len(IMAGES), -1)
+    trusted[:2] = [0, 1]
+    return read_verified_labels(path, image_names=IMAGES, class_names=NAMES, trusted=trusted,
+                                trusted_line=np.arange(1, len(IMAGES) + 1))
 
 
 def test_verified_labels_by_name_or_number_with_optional_header(tmp_path):

@@ -171,7 +171,7 @@ def review_order(j: LabelJudgment) -> np.ndarray:
 
 
 def write_outputs(j: LabelJudgment, pred_probs: np.ndarray, folder: Path, *, image_names, class_names,
-                  judged_by: str) -> dict[str, str]:
+                  judged_by: str, numbered: bool = True) -> dict[str, str]:
     """label_issues.csv, corrected_labels.csv, review_queue.csv and pred_probs.npy in ``folder`` (a run being
     written, so the files appear with the run or not at all); returns {kind: file name}."""
     names = np.asarray(class_names, dtype=object)
@@ -180,8 +180,12 @@ def write_outputs(j: LabelJudgment, pred_probs: np.ndarray, folder: Path, *, ima
     rows = zip(image_names, names[j.given], names[j.suggested], np.round(j.label_quality, 6), j.is_label_issue,
                names[j.predicted], trusted_name, j.out_of_sample, who)
     (folder / LABEL_ISSUES_CSV).write_text(_csv_text(LABEL_ISSUE_COLUMNS, rows), encoding="utf-8")
-    # the client's layout (one integer per line, image i on line i), so it can be the noisy_labels.csv of a new run
-    (folder / CORRECTED_LABELS_CSV).write_text("".join(f"{c}\n" for c in j.suggested.tolist()), encoding="utf-8")
+    if numbered:  # the client's layout (one integer per line, image i on line i): a new run's noisy_labels.csv
+        corrected = "".join(f"{c}\n" for c in j.suggested.tolist())
+    else:  # `image,label` rows (class names), the images in path order: a new run's labels.csv
+        order = sorted(range(len(image_names)), key=lambda i: image_names[i])
+        corrected = _csv_text(("image", "label"), ((image_names[i], names[j.suggested[i]]) for i in order))
+    (folder / CORRECTED_LABELS_CSV).write_text(corrected, encoding="utf-8")
     order = review_order(j)
     image_names = np.asarray(image_names, dtype=object)
     queue = zip(image_names[order], names[j.given[order]], names[j.suggested[order]],
@@ -257,7 +261,7 @@ def judge_run(pred_probs: np.ndarray, data, split, *, transition: np.ndarray | N
     j = judge(pred_probs, data.noisy_labels, trusted=trusted, trusted_source=source, out_of_sample=out_of_sample)
     names = data.image_names or tuple(f"{i + 1:05d}.png" for i in range(n))
     files = write_outputs(j, pred_probs, folder, image_names=names, class_names=data.class_names,
-                          judged_by=judged_by)
+                          judged_by=judged_by, numbered=data.layout == "numbered")
     top = GALLERY_TOP
     suspects = most_suspect(read_label_issues(folder / LABEL_ISSUES_CSV), data.class_names, top=top)
     index = {name: i for i, name in enumerate(names)}
@@ -339,7 +343,7 @@ def summary_lines(rec: dict, class_names, *, markdown: bool) -> list[str]:
         lines += ["", "No identical images carry different labels."]
     f = rec["files"]
     lines += ["", f"Files: `{f['label_issues']}` (one row per image: given_label, suggested_label, label_quality — "
-                  f"low = suspect —, is_label_issue), `{f['corrected_labels']}` (a noisy_labels.csv with trusted "
+                  f"low = suspect —, is_label_issue), `{f['corrected_labels']}` (the given labels, trusted "
                   f"labels where known and suggested ones where flagged), `{f['review_queue']}` (images to check "
                   f"first; put the checked labels in DATA/verified_labels.csv and train again), `{f['pred_probs']}` "
                   f"(N × K probabilities for cleanlab), `{f['gallery']}`."]
@@ -366,15 +370,14 @@ def describe_run(run_dir: str | os.PathLike, *, top: int | None = None) -> list[
             raise DataError(f"{run_dir / name}: missing ({kind}); the run is incomplete, train it again")
     lines.append(f"(files in {run_dir})")
     if top is not None:
-        from labelmend.runtime.png import read_png
-
-        from labelmend.folders import TRAIN_IMAGES
+        from labelmend.folders import NUMBERED, TRAIN_IMAGES
+        from labelmend.runtime.images import to_input
 
         suspects = most_suspect(read_label_issues(run_dir / LABEL_ISSUES_CSV), record.class_names, top=top)
-        folder = Path(record.data_dir) / TRAIN_IMAGES
+        folder = Path(record.data_dir) / (TRAIN_IMAGES if record.data_layout == NUMBERED else "")
         if not folder.is_dir():
             raise DataError(f"{folder}: the run's images are not there any more; the gallery needs them")
-        images = {r["image"]: read_png(folder / r["image"]) for rs in suspects.values() for r in rs}
+        images = {r["image"]: to_input(folder / r["image"]) for rs in suspects.values() for r in rs}
         path = plot_gallery(suspects, images, run_dir / REPORTS / GALLERY_PNG, top=top)
         lines.append(f"gallery of the {top} most suspect labels per class: {path}")
     return lines

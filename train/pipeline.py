@@ -77,9 +77,12 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     if distribute.n_workers() > 1 and config["epochs"] is None:
         raise DataError("several workers (TF_CONFIG) train in lockstep: give --epochs instead of a time budget")
     data = load_training_data(config["data_dir"], progress=progress, class_names=config.get("class_names_file"))
-    _log(f"loaded {len(data.images)} images, {data.n_clean} clean labels"
+    _log(f"loaded {len(data.images)} images ({data.layout.replace('_', ' ')} layout), {data.n_clean} clean labels"
          + (f", {len(data.verified_index)} verified labels" if len(data.verified_index) else "")
          + f" in {time.monotonic() - t_start:.1f} s")
+    for kind, seen in data.conversions.items():
+        what = "grayscale images converted to RGB" if kind == "grayscale" else "images with an alpha channel dropped"
+        _log(f"{seen['count']} {what} (e.g. {', '.join(seen['examples'][:3])})")
     split = Split.make(data.n_clean, val_fraction=config["val_fraction"], seed=config["seed"])
     cnns = [m for m in config["models"] if m != registry.BASELINE]
     _check_data(data, split, cnns, data_dir=config["data_dir"])
@@ -92,6 +95,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     record = (RunRecord.from_dict(done, source=str(progress_file)) if done is not None else RunRecord(
         labelmend_version=labelmend.__version__, seed=config["seed"], data_dir=config["data_dir"],
         n_images=int(len(data.images)), n_clean=int(data.n_clean), n_verified=int(len(data.verified_index)),
+        data_layout=data.layout, image_conversions=data.conversions,
         split=split.as_dict(), class_names=list(data.class_names), trusted_warning_per_class=TRUSTED_WARNING_PER_CLASS,
         time_budget_s=config["time_budget_s"], git_revision=rf.git_revision(Path(__file__).parent),
         library_versions=rf.library_versions()))

@@ -46,7 +46,10 @@ def write_summary(run: RunRecord, path: Path) -> Path:
     """report.md: validation accuracy and wall time per model, what weak supervision added, which labels look wrong,
     then each method's own section (PNGs it draws land beside ``path``)."""
     lines = [f"# labelmend training run (seed {run.seed})", "",
-             f"Data: `{run.data_dir}` — {run.n_images} images, {run.n_clean} with clean labels; "
+             f"Data: `{run.data_dir}` ({run.data_layout.replace('_', ' ')} layout) — {run.n_images} images, "
+             f"{run.n_clean} with clean labels"
+             + "".join(f", {v['count']} {'grayscale (converted to RGB)' if k == 'grayscale' else 'with alpha (dropped)'}"
+                       for k, v in run.image_conversions.items()) + "; "
              f"validation: {run.split['n_val']} clean-labelled images held out of CNN training entirely "
              f"(the baseline, the client's recipe, fits all noisy labels).", "",
              "| model | validation accuracy | wall time (s) | steps done / planned | final learning rate |",
