@@ -22,9 +22,9 @@ SAMPLE_TRAIN = Path("data/sample/train")
 SAMPLE_TEST = Path("data/sample/test")
 # which extra each command needs beyond the runtime (numpy + onnxruntime)
 EXTRAS = {"train": "train", "export": "train", "run": "train", "evaluate": "cpu,eval", "predict": None,
-          "issues": "cpu,eval"}
+          "issues": "cpu,eval", "review": "eval"}
 _TRAIN_MODULES = ("tensorflow", "keras", "tf2onnx", "skl2onnx", "cv2", "sklearn")
-_EXTRA_MODULES = (*_TRAIN_MODULES, "matplotlib", "tqdm", "onnx")
+_EXTRA_MODULES = (*_TRAIN_MODULES, "matplotlib", "tqdm", "onnx", "PIL")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +51,12 @@ def _fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535 (0: any free port), got {text!r}")
+    return int(text)
 
 
 def _positive(kind):
@@ -118,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="report directory (default: BUNDLE-evaluation)")
     p.add_argument("--models", type=_models, default=None, help="subset of the bundle's models (default: all)")
 
-    p = sub.add_parser("predict", help="classify PNG images with a bundle")
+    p = sub.add_parser("predict", help="classify image files (PNG, JPEG, BMP, WebP; any size) with a bundle")
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument("--model", default=None, help="model in the bundle (default: the manifest's default_model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -129,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_positive(int), default=None, metavar="N",
                    help="redraw reports/label_issues_gallery.png with the N most suspect images per class "
                         "(reads them from the run's data folder)")
+
+    p = sub.add_parser("review", help="check the labels a run doubts in the browser: a local page over its review "
+                                      "queue that writes DATA/verified_labels.csv")
+    p.add_argument("run", type=Path, metavar="RUN", help="run directory written by `labelmend train`")
+    p.add_argument("--data", type=Path, default=None, help="the run's data folder (default: where the run read it)")
+    p.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free one)")
+    p.add_argument("--no-browser", dest="browser", action="store_false", help="print the URL, do not open it")
 
     p = sub.add_parser("run", help="train → export → evaluate in one go (default: the sample shipped in the repo)")
     p.add_argument("--data", type=Path, default=SAMPLE_TRAIN, help=f"training data (default: {SAMPLE_TRAIN})")
@@ -191,12 +204,18 @@ def _predict(args) -> None:
     import numpy as np
 
     from labelmend.runtime import load
-    from labelmend.runtime.png import read_png
+    from labelmend.runtime.images import to_input
 
     predictor = load(args.bundle, args.model, device=args.device)
-    images = np.stack([read_png(p) for p in args.images])
+    images = np.stack([to_input(p) for p in args.images])
     for path, label in zip(args.images, predictor.predict_batch(images)):
         print(f"{path}\t{label}\t{predictor.class_names[label]}")
+
+
+def _review(args) -> None:
+    from labelmend.review import serve
+
+    serve(args.run, data_dir=args.data, port=args.port, open_browser=args.browser, quiet=args.quiet)
 
 
 def _issues(args) -> None:
@@ -248,7 +267,7 @@ def _import_tensorflow_quietly() -> None:
 
 
 COMMANDS = {"train": _train, "export": _export, "evaluate": _evaluate, "predict": _predict, "issues": _issues,
-            "run": _run}
+            "review": _review, "run": _run}
 
 
 def main(argv: list[str] | None = None) -> int:

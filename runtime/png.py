@@ -95,3 +95,16 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
         out[y * stride:(y + 1) * stride] = cur
         prev = cur
     return np.frombuffer(bytes(out), dtype=np.uint8).reshape(height, width, 3).copy()
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """An (H, W, 3) uint8 RGB array as PNG bytes (8-bit RGB, no filtering): what `labelmend review` serves."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    height, width = rgb.shape[:2]
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), rgb.reshape(height, width * 3)], axis=1)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return _SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes())) + chunk(b"IEND", b"")
