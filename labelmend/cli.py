@@ -7,11 +7,13 @@ Exit codes: 0 success; 1 a user error (bad data, bundle, device or command line)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from labelmend import __version__, registry
@@ -266,6 +268,46 @@ def _import_tensorflow_quietly() -> None:
                     sys.stderr.write(line)
 
 
+_TF_PY_LOG = ("WARNING:tensorflow:", "INFO:tensorflow:", "ERROR:tensorflow:")  # its Python logger, e.g. retracing
+# one line of TensorFlow's C++ log (absl): severity, MMDD, time, thread, file:line]
+_TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] ")
+
+
+@contextlib.contextmanager
+def _tensorflow_logs_held_back():
+    """While a quiet command runs, hold back TensorFlow's log lines (C++ and Python, and their continuation lines)
+    that reach stderr, e.g. a collective's error report when a worker is lost; pass everything else.
+    A pipe replaces fd 2 and a thread filters it into the real stderr."""
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        holding = False
+        with os.fdopen(read_end, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", errors="replace")
+                if _TF_LOG_LINE.match(line) or _TF_STARTUP_LINES.match(line) or line.startswith(_TF_PY_LOG):
+                    holding = True
+                elif holding and not line.startswith(("[labelmend]", "labelmend ", "Traceback")):
+                    pass  # the rest of a multi-line TensorFlow message
+                else:
+                    holding = False
+                    os.write(real, raw)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # the pipe's last write end closes: the thread drains it and ends
+        thread.join(timeout=10)
+        os.close(real)
+
+
 COMMANDS = {"train": _train, "export": _export, "evaluate": _evaluate, "predict": _predict, "issues": _issues,
             "review": _review, "run": _run}
 
@@ -280,10 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     # before anything imports TensorFlow: its C++ start-up lines (absl, CPU features, grappler sessions) are not
     # the user's business; its warnings and errors are TF_CPP_MIN_LOG_LEVEL=0 away (--debug)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "2")
+    quiet_tf = EXTRAS[args.command] == "train" and not args.debug
     try:
-        if EXTRAS[args.command] == "train" and not args.debug:
-            _import_tensorflow_quietly()
-        COMMANDS[args.command](args)
+        with _tensorflow_logs_held_back() if quiet_tf and args.quiet else contextlib.nullcontext():
+            if quiet_tf:
+                _import_tensorflow_quietly()
+            COMMANDS[args.command](args)
     except LabelmendError as exc:
         if args.debug:
             raise

@@ -111,7 +111,8 @@ def test_model1_and_model2_share_the_step_budget(tiny):
     assert set(r2["history"]) == {"A", "A2", "B"}
     assert [r2["history"][s]["steps"] for s in ("A", "A2", "B")] == [3, 3, 3]
     # one meaning of epoch (passes over the 86 training images) although Model II repeats its clean images
-    assert r1["history"]["all"]["epoch"][-1] == pytest.approx(r2["history"]["B"]["epoch"][-1])
+    # the same x-axis (each stage rounds its epochs to 4 decimals, so the sum may differ in the last one)
+    assert r1["history"]["all"]["epoch"][-1] == pytest.approx(r2["history"]["B"]["epoch"][-1], abs=2e-4)
     assert r2["history"]["B"]["epoch"][0] > r2["history"]["A2"]["epoch"][-1] > r2["history"]["A"]["epoch"][-1]
     assert r2["label_issues"]["folds"] == 2
     _, short = forward_confident.train(task, _trainer(), steps=9)  # a few epochs: one network judges its labels

@@ -126,6 +126,18 @@ def addresses() -> list[str]:
     return [f"{job} {i} ({address})" for job in ("chief", "worker") for i, address in enumerate(cluster.get(job, []))]
 
 
+def run_dirs(out_dir: str) -> dict[str, str]:
+    """Every task's run directory, as `labelmend train --out OUT` names them ('job index (host:port)' → folder): the
+    chief's (or worker 0's, without a chief) is OUT, every other worker's OUT.worker<index>."""
+    cluster, _ = _tf_config()
+    dirs = {}
+    for job in ("chief", "worker"):
+        for i, address in enumerate(cluster.get(job, [])):
+            first = job == "chief" or ("chief" not in cluster and i == 0)
+            dirs[f"{job} {i} ({address})"] = out_dir if first else f"{out_dir}.worker{i}"
+    return dirs
+
+
 def me() -> str:
     cluster, task = _tf_config()
     job, index = task.get("type", "worker"), int(task.get("index", 0))

@@ -128,7 +128,8 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
 
     def end_epoch():
         nonlocal loss_sum, correct_sum, seen
-        hist.epoch.append(round(epoch_offset + step / per_epoch, 4))
+        # passes over the training images at the global batch (a checkpoint every ``per_epoch`` whole steps)
+        hist.epoch.append(round(epoch_offset + step * global_batch / batches.epoch_images, 4))
         hist.train_loss.append(loss_sum / seen)
         hist.train_acc.append(correct_sum / seen)
         hist.lr.append(hist.final_lr)

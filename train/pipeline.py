@@ -118,7 +118,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
             if distribute.n_workers() <= 1 or not distribute.is_lost_worker(exc):
                 raise
             raise ClusterError(distribute.lost_worker_message(
-                exc, where=_where(work, record, cnns), resume_path=resume_path)) from exc
+                exc, where=_where(work, record, cnns, resume_path=resume_path), resume_path=resume_path)) from exc
     if _judge_labels(data, split, record, work):
         save_progress()
     from labelmend.train.task import paired_comparisons
@@ -186,18 +186,37 @@ def _save_export_inputs(work: Path, data, split, *, seed: int) -> None:
     np.save(work / rf.CALIBRATION, data.images[np.sort(calibration)])
 
 
-def _where(work: Path, record: RunRecord, cnns) -> str:
-    """Where training stood: the model and stage being trained and the last epoch checkpointed."""
+def _where(work: Path, record: RunRecord, cnns, *, resume_path: str) -> str:
+    """Where training stood: the model and stage being trained and the checkpoint `--resume` will continue from,
+    the newest every worker holds (read from the other workers' run folders where this machine sees them)."""
+    from labelmend.train import distribute
+    from labelmend.train.loop import read_checkpoint_state
+
     todo = [m for m in cnns if m not in record.models]
     if not todo:
         return "the work after training"
     states = sorted((work / rf.CHECKPOINTS / todo[0]).glob("*.json"), key=lambda p: p.stat().st_mtime)
     if not states:
         return f"{todo[0]}, before its first checkpoint"
-    from labelmend.train.loop import read_checkpoint_state
-
-    state = read_checkpoint_state(states[-1].with_suffix(""))
-    return f"{todo[0]} (stage {states[-1].stem}), last checkpoint at step {state['step']}, epoch {state['epoch']:g}"
+    stage = states[-1].stem
+    newest = read_checkpoint_state(states[-1].with_suffix(""))
+    mine = [newest, *newest.get("previous", [])]
+    common, unseen = mine[0]["step"], []
+    for task, folder in distribute.run_dirs(resume_path).items():
+        if task == distribute.me():
+            continue
+        other = read_checkpoint_state(partial_dir(folder) / rf.CHECKPOINTS / todo[0] / stage)
+        if other is None:
+            unseen.append(task)
+        else:
+            common = min(common, other["step"])
+    chosen = next((s for s in mine if s["step"] == common), mine[0])
+    where = (f"{todo[0]} (stage {stage}), last checkpoint every worker holds at step {chosen['step']}, "
+             f"epoch {chosen['epoch']:g}")
+    if unseen and len(mine) > 1 and chosen is mine[0]:  # lockstep: a lost worker saved this step or the one before
+        where += (f" (or step {mine[1]['step']}, epoch {mine[1]['epoch']:g}, if {', '.join(unseen)} had not saved "
+                  "the newest)")
+    return where
 
 
 def judging_model(cnns) -> str | None:
