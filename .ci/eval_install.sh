@@ -39,6 +39,10 @@ cd "$work"  # run outside the checkout, so the installed package (not the source
 grep -q "=== baseline: accuracy" evaluate.log && grep -q "=== model2: accuracy" evaluate.log
 test -s evaluation/label_prediction.csv && test -s evaluation/confusion_model2.png
 "$work/venv/bin/labelmend" predict --bundle bundle "$OLDPWD/data/sample/test/test_images/test00001.png"
+# any size and format through the runtime's one preprocessing (Pillow comes with the eval extra)
+"$work/venv/bin/python" -c "from PIL import Image; Image.open('$OLDPWD/data/sample/test/test_images/test00002.png')\
+.resize((75, 50)).save('photo.jpg')"
+"$work/venv/bin/labelmend" predict --bundle bundle photo.jpg | grep -q "^photo.jpg	[0-9]"
 set +e
 "$work/venv/bin/labelmend" train --data "$OLDPWD/data/sample/train" --out run 2> train.err
 rc=$?

@@ -8,10 +8,12 @@ exactly, for every real dtype and any values (NaN, +-inf and values outside [0, 
 counted). It runs a compiled kernel when ``labelmend.ext._histogram`` is built and a vectorised
 numpy fallback otherwise (see :data:`HAVE_EXTENSION`).
 
-**Resize**: :func:`area_resize` takes the centred square of an (H, W, 3) uint8 image (the longer side is cropped
-equally at both ends, the odd pixel at the end) and box-filters it to 32×32 (each output pixel the area-weighted
-mean of the source pixels it covers, rounded half up). Integer arithmetic throughout, so the compiled kernel
-(``labelmend.ext._resize``) and its numpy fallback agree bit for bit; a 32×32 image comes back unchanged.
+**Resize**: :func:`area_resize` box-filters a whole (H, W, 3) uint8 image to 32×32, each axis on its own (each
+output pixel the area-weighted mean of the source pixels it covers, rounded half up). A non-square image is not
+cropped: its aspect ratio is given up, as Keras' ``image_dataset_from_directory`` resizes by default, so nothing
+of it is lost and a 32×32 image stretched to any size comes back as it was (up to the stretch's own rounding).
+Integer arithmetic throughout, so the compiled kernel (``labelmend.ext._resize``) and its numpy fallback agree bit
+for bit; a 32×32 image comes back unchanged.
 """
 
 import numpy as np
@@ -108,7 +110,7 @@ def _rgb_histogram_checked(images):
 
 
 def area_resize(image, size: int = INPUT_SIZE) -> np.ndarray:
-    """The centred square of an RGB image of any size, box-filtered to (size, size, 3) uint8 (module docstring).
+    """An RGB image of any size, box-filtered to (size, size, 3) uint8 (module docstring).
 
     Parameters
     ----------

@@ -64,12 +64,9 @@ def _box_axis(a: np.ndarray, d: int) -> np.ndarray:
 
 
 def area_resize_numpy(image: np.ndarray, size: int) -> np.ndarray:
-    """The centred square of ``image`` (H, W, C) uint8, box-filtered to (size, size, C) uint8, rounding half up.
+    """``image`` (H, W, C) uint8, box-filtered to (size, size, C) uint8, each axis on its own, rounding half up.
 
     Pure integer arithmetic (the compiled kernel's rule, see ``_resize.pyx``), vectorised with prefix sums."""
     h, w = image.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    square = image[top:top + s, left:left + s].astype(np.int64)
-    acc = _box_axis(_box_axis(square, size).swapaxes(0, 1), size).swapaxes(0, 1)
-    return ((2 * acc + s * s) // (2 * s * s)).astype(np.uint8)
+    acc = _box_axis(_box_axis(image.astype(np.int64), size).swapaxes(0, 1), size).swapaxes(0, 1)
+    return ((2 * acc + h * w) // (2 * h * w)).astype(np.uint8)

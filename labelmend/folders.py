@@ -119,6 +119,23 @@ def read_class_names(path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _pairs(path: Path, *, example: str) -> list[tuple[int, str, str]]:
+    """(line number, image, label) of each line of an ``image,label`` file (an `image,label` header line, Windows
+    line endings, surrounding whitespace and trailing blank lines are fine); any other line raises DataError."""
+    lines = read_text(path).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    rows = []
+    for n, raw in enumerate(lines, start=1):
+        fields = [f.strip() for f in raw.split(",")]
+        if n == 1 and [f.lower() for f in fields] == ["image", "label"]:
+            continue
+        if len(fields) != 2 or not all(fields):
+            raise DataError(f"{path}, line {n}: expected `image,label` (e.g. `{example}`), got {raw.strip()[:60]!r}")
+        rows.append((n, fields[0], fields[1]))
+    return rows
+
+
 def _image_label_lines(path: Path, *, index_of, class_names: tuple[str, ...], example: str, what: str,
                        verb: str = "labelled"):
     """(line number, image index, label) per line of an ``image,label`` file; the image is looked up by
@@ -126,18 +143,8 @@ def _image_label_lines(path: Path, *, index_of, class_names: tuple[str, ...], ex
     allowed; a malformed line, an unknown image, an image named twice or an unknown label raises DataError."""
     by_name = {name: c for c, name in enumerate(class_names)}
     k = len(class_names)
-    lines = read_text(path).splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
     out, seen = [], {}
-    for n, raw in enumerate(lines, start=1):
-        fields = [f.strip() for f in raw.split(",")]
-        if n == 1 and [f.lower() for f in fields] == ["image", "label"]:
-            continue
-        if len(fields) != 2 or not all(fields):
-            raise DataError(f"{path}, line {n}: expected `image,label` (e.g. `{example},{class_names[0]}`), "
-                            f"got {raw.strip()[:60]!r}")
-        image, label = fields
+    for n, image, label in _pairs(path, example=f"{example},{class_names[0]}"):
         i = index_of(image)
         if i is None:
             raise DataError(f"{path}, line {n}: unknown image {image!r}; name {what}, e.g. {example!r}")
@@ -361,18 +368,8 @@ def list_label_table(root: Path, *, class_names: tuple[str, ...] | None = None) 
     the label a class name or an integer. Classes: ``class_names`` if given; else 0 … K-1 when every label is an
     integer, or the sorted distinct names."""
     path = root / LABEL_TABLE_CSV
-    lines = read_text(path).splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    rows = []
-    for n, raw in enumerate(lines, start=1):
-        fields = [f.strip() for f in raw.split(",")]
-        if n == 1 and [f.lower() for f in fields] == ["image", "label"]:
-            continue
-        if len(fields) != 2 or not all(fields):
-            raise DataError(f"{path}, line {n}: expected `image,label` (e.g. `cats/001.jpg,cat`), got "
-                            f"{raw.strip()[:60]!r}")
-        rows.append((n, fields[0].replace("\\", "/").removeprefix("./"), fields[1]))
+    rows = [(n, image.replace("\\", "/").removeprefix("./"), label)
+            for n, image, label in _pairs(path, example="cats/001.jpg,cat")]
     if not rows:
         raise DataError(f"{path}: the file holds no labels")
     if class_names is None:

@@ -8,8 +8,9 @@ pixels, and so the same probabilities, through each of them.
    orientation is applied (the image as a person sees it). Grayscale becomes RGB (the gray value in each channel),
    an alpha channel is dropped (the colour values as stored, not blended); each is reported, never silent.
    A 16-bit PNG keeps the high byte of each value (Pillow's own reduction for RGB, the same for grayscale).
-2. Resize (:func:`labelmend.ext.area_resize`): the centred square (the longer side cropped equally at both ends),
-   box-filtered to 32×32, integer arithmetic, bit-exact between its compiled kernel and numpy fallback.
+2. Resize (:func:`labelmend.ext.area_resize`): the whole image box-filtered to 32×32, each axis on its own (no
+   crop: a non-square image gives up its aspect ratio, as Keras resizes by default), integer arithmetic, bit-exact
+   between its compiled kernel and numpy fallback.
 
 Pillow is imported on the first decode: the ``cpu`` install (numpy + onnxruntime) predicts arrays without it; files
 need ``pip install 'labelmend[eval]'``.
@@ -27,8 +28,8 @@ from labelmend.ext import area_resize
 
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 """The file formats read (Pillow's names); the file's content decides, not its extension."""
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-"""File endings taken as images when a folder is listed (case-insensitive)."""
+PREPROCESSING_VERSION = 1
+"""Changes whenever :func:`to_input` would give other pixels for the same file: it keys training's image cache."""
 
 _GRAY_MODES = {"1", "L", "LA", "La"}
 _ALPHA_MODES = {"LA", "La", "RGBA", "RGBa", "PA"}

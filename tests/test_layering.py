@@ -26,7 +26,7 @@ def _loaded(imports: list[str], prefixes: tuple[str, ...]) -> list[str]:
 
 def test_the_root_package_imports_nothing_from_training_at_import():
     root = ["labelmend", "labelmend.cli", "labelmend.registry", "labelmend.run_format", "labelmend.bundle_format",
-            "labelmend.folders", "labelmend.evaluate", "labelmend.plots"]
+            "labelmend.folders", "labelmend.evaluate", "labelmend.plots", "labelmend.review"]
     assert _loaded(root, ("labelmend.train", "labelmend.export", "tensorflow", "keras")) == []
 
 

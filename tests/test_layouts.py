@@ -256,6 +256,16 @@ def test_train_export_evaluate_and_issues_on_class_folders(tmp_path):
         queue = [r["image"] for r in csv.DictReader(fh)]
     assert set(queue) == set(f.names) - set(f.clean)
     assert main(["issues", str(run), "--top", "2"]) == 0
+    # the review page finds the images by their paths and writes labels `train` reads back by path
+    from labelmend.review import ReviewState
+
+    state = ReviewState(run)
+    np.testing.assert_array_equal(rt.to_input(state.image_path(0)), rt.to_input(f.root / queue[0]))
+    state.decide(queue[0], "frog")
+    state.decide(queue[1], 0)
+    data = _load(f.root)
+    assert [data.image_names[i] for i in data.verified_index] == queue[:2]
+    assert data.verified_labels.tolist() == [2, 0]
     assert main(["--quiet", "export", "--run", str(run), "--bundle", str(bundle)]) == 0
     assert main(["--quiet", "evaluate", "--bundle", str(bundle), "--test-data", str(test.root), "--out",
                  str(tmp_path / "eval")]) == 0

@@ -172,10 +172,10 @@ def load_image_files(paths: list[str | Path], *, use_cache: bool = True, workers
                      progress: bool = True, desc: str = "reading images") -> tuple[np.ndarray, list[tuple]]:
     """Image files of any size and format, through the runtime's preprocessing, into one (N, 32, 32, 3) uint8 RGB
     array, in parallel, through the on-disk cache; and per image what was converted ("grayscale", "alpha")."""
-    from labelmend.runtime.images import to_input_noted
+    from labelmend.runtime.images import PREPROCESSING_VERSION, to_input_noted
 
-    return _load(paths, to_input_noted, kind="files", use_cache=use_cache, workers=workers, progress=progress,
-                 desc=desc)
+    return _load(paths, to_input_noted, kind=f"files-v{PREPROCESSING_VERSION}", use_cache=use_cache, workers=workers,
+                 progress=progress, desc=desc)
 
 
 def _load(paths, decode, *, kind: str, use_cache: bool, workers: int | None, progress: bool,
