@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, type=Path)
     p.add_argument("--model", default=None, help="model in the bundle (default: the manifest's default_model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("images", nargs="+", type=Path, metavar="IMG.png")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
 
     p = sub.add_parser("issues", help="which labels of a run look wrong: summary, and the gallery redrawn")
     p.add_argument("run", type=Path, metavar="RUN", help="run directory written by `labelmend train`")
