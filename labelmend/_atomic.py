@@ -37,19 +37,29 @@ def atomic_directory(path: str | os.PathLike):
     commit_directory(tmp, final)
 
 
-def write_json(path: str | os.PathLike, obj, *, sort_keys: bool = False) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` through a temporary sibling and a rename, so a reader (or a
-    process killed mid-write) never sees half a file; returns the path."""
-    import json
-
+def write_text(path: str | os.PathLike, text: str, *, durable: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary sibling and a rename, so a reader (or a process killed
+    mid-write) never sees half a file; ``durable`` also syncs it to disk before the rename (a file a person's work
+    lives in). Returns the path."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json(path: str | os.PathLike, obj, *, sort_keys: bool = False) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`write_text`); returns the path."""
+    import json
+
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def read_json(path: Path, *, error: type[Exception], missing: str, corrupt: str):

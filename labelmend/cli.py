@@ -322,10 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     # before anything imports TensorFlow: its C++ start-up lines (absl, CPU features, grappler sessions) are not
     # the user's business; its warnings and errors are TF_CPP_MIN_LOG_LEVEL=0 away (--debug)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "2")
-    quiet_tf = EXTRAS[args.command] == "train" and not args.debug
+    hide_tf = EXTRAS[args.command] == "train" and not args.debug
     try:
-        with _tensorflow_logs_held_back() if quiet_tf and args.quiet else contextlib.nullcontext():
-            if quiet_tf:
+        # --quiet: every TensorFlow line is held back while the command runs (its start-up lines included); else only
+        # its start-up lines, at import (a filter on stderr for the whole command would hold back progress bars' \r)
+        with _tensorflow_logs_held_back() if hide_tf and args.quiet else contextlib.nullcontext():
+            if hide_tf and not args.quiet:
                 _import_tensorflow_quietly()
             COMMANDS[args.command](args)
     except LabelmendError as exc:

@@ -137,14 +137,15 @@ def _pairs(path: Path, *, example: str) -> list[tuple[int, str, str]]:
 
 
 def _image_label_lines(path: Path, *, index_of, class_names: tuple[str, ...], example: str, what: str,
-                       verb: str = "labelled"):
-    """(line number, image index, label) per line of an ``image,label`` file; the image is looked up by
-    ``index_of(name)`` (None: unknown), the label is a class name or an integer 0..K-1. An `image,label` header is
-    allowed; a malformed line, an unknown image, an image named twice or an unknown label raises DataError."""
+                       verb: str = "labelled", pairs=None):
+    """(line number, image index, label) per line of an ``image,label`` file (``pairs``: its :func:`_pairs`, when
+    the caller has read them already); the image is looked up by ``index_of(name)`` (None: unknown), the label is a
+    class name or an integer 0..K-1. An `image,label` header is allowed; a malformed line, an unknown image, an
+    image named twice or an unknown label raises DataError."""
     by_name = {name: c for c, name in enumerate(class_names)}
     k = len(class_names)
     out, seen = [], {}
-    for n, image, label in _pairs(path, example=f"{example},{class_names[0]}"):
+    for n, image, label in pairs if pairs is not None else _pairs(path, example=f"{example},{class_names[0]}"):
         i = index_of(image)
         if i is None:
             raise DataError(f"{path}, line {n}: unknown image {image!r}; name {what}, e.g. {example!r}")
@@ -162,6 +163,11 @@ def _image_label_lines(path: Path, *, index_of, class_names: tuple[str, ...], ex
     return out
 
 
+def _relative(name: str) -> str:
+    """An image path as a label file gives it, as labelmend names images: ``/``-separated, no leading ``./``."""
+    return name.replace("\\", "/").removeprefix("./")
+
+
 def image_index(image_names, *, by_basename: bool):
     """A look-up from the name a label file gives an image to its index: by file name alone in the numbered
     layout (``00042.png`` or ``images/00042.png``), else by the path relative to the data folder (``/`` or ``\\``,
@@ -173,8 +179,7 @@ def image_index(image_names, *, by_basename: bool):
         folded[key] = None if key in folded else i  # two names that differ in case only: exact match needed
 
     def lookup(name: str) -> int | None:
-        name = name.replace("\\", "/")
-        name = Path(name).name if by_basename else (name[2:] if name.startswith("./") else name)
+        name = Path(name).name if by_basename else _relative(name)
         return exact[name] if name in exact else folded.get(name.lower())
 
     return lookup
@@ -368,45 +373,32 @@ def list_label_table(root: Path, *, class_names: tuple[str, ...] | None = None) 
     the label a class name or an integer. Classes: ``class_names`` if given; else 0 … K-1 when every label is an
     integer, or the sorted distinct names."""
     path = root / LABEL_TABLE_CSV
-    rows = [(n, image.replace("\\", "/").removeprefix("./"), label)
-            for n, image, label in _pairs(path, example="cats/001.jpg,cat")]
-    if not rows:
+    pairs = _pairs(path, example="cats/001.jpg,cat")
+    if not pairs:
         raise DataError(f"{path}: the file holds no labels")
     if class_names is None:
-        values = [label for _, _, label in rows]
+        values = [label for _, _, label in pairs]
         if all(re.fullmatch(r"\d+", v) for v in values):
             class_names = tuple(str(i) for i in range(max(map(int, values)) + 1))
         else:
-            numbers = [(n, v) for n, _, v in rows if re.fullmatch(r"\d+", v)]
+            numbers = [(n, v) for n, _, v in pairs if re.fullmatch(r"\d+", v)]
             if numbers:
                 raise DataError(f"{path}, line {numbers[0][0]}: label {numbers[0][1]!r} is a number where other lines "
                                 f"name classes; use names throughout, or add {CLASS_NAMES_TXT}")
             class_names = tuple(sorted(set(values)))
     if len(class_names) > MAX_CLASSES:
         raise DataError(f"{path}: {len(class_names)} classes; labelmend supports at most {MAX_CLASSES}")
-    by_name = {name: c for c, name in enumerate(class_names)}
-    names, labels, seen = [], [], {}
-    for n, image, label in rows:
-        if label in by_name:
-            c = by_name[label]
-        elif re.fullmatch(r"\d+", label) and int(label) < len(class_names):
-            c = int(label)
-        else:
-            raise DataError(f"{path}, line {n}: label {label!r} is not one of the {len(class_names)} classes")
-        if image in seen:
-            raise DataError(f"{path}, line {n}: image {image!r} is already labelled on line {seen[image]}; keep one "
-                            "line")
-        seen[image] = n
-        file = root / image
-        if not _is_image(image):
-            raise DataError(f"{path}, line {n}: {image!r} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
-        if not file.is_file():
-            raise DataError(f"{path}, line {n}: image file {image!r} not found under {root}")
-        names.append(image)
-        labels.append(c)
+    names = list(dict.fromkeys(_relative(image) for _, image, _ in pairs))  # each image once, in file order
+    rows = _image_label_lines(path, index_of=image_index(names, by_basename=False), class_names=class_names,
+                              example=names[0], what="an image under the data folder", pairs=pairs)
+    for n, i, _ in rows:
+        if not _is_image(names[i]):
+            raise DataError(f"{path}, line {n}: {names[i]!r} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+        if not (root / names[i]).is_file():
+            raise DataError(f"{path}, line {n}: image file {names[i]!r} not found under {root}")
     base = os.fspath(root)
     return ImageListing(LABEL_TABLE, [os.path.join(base, n) for n in names], names,
-                        np.asarray(labels, dtype=np.int64), tuple(class_names))
+                        np.array([c for _, _, c in rows], dtype=np.int64), tuple(class_names))
 
 
 def list_test_folder(data_dir: str | os.PathLike, *, class_names: tuple[str, ...]) -> tuple[str, list[Path], list[str],

@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import threading
-import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from labelmend._atomic import write_text
 from labelmend.errors import DataError
 from labelmend.folders import (
     CLEAN_CSV,
@@ -169,16 +169,8 @@ class ReviewState:
 
     def _write(self, verified: dict[str, int]) -> None:
         """verified_labels.csv replaced whole: temporary sibling, fsync, rename; ``self.verified`` only after."""
-        tmp = self.verified_path.with_name(f".{VERIFIED_CSV}.{uuid.uuid4().hex[:8]}.tmp")
         text = "image,label\n" + "".join(f"{image},{self.class_names[c]}\n" for image, c in verified.items())
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.verified_path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_text(self.verified_path, text, durable=True)
         self.verified = verified
 
 

@@ -28,6 +28,8 @@ from labelmend.ext import area_resize
 
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 """The file formats read (Pillow's names); the file's content decides, not its extension."""
+CONVERSIONS = {"grayscale": "grayscale images converted to RGB", "alpha": "images with an alpha channel dropped"}
+"""What :func:`to_input_noted` reports, in the words the training log and report.md use."""
 PREPROCESSING_VERSION = 1
 """Changes whenever :func:`to_input` would give other pixels for the same file: it keys training's image cache."""
 

@@ -164,8 +164,8 @@ def _n_workers() -> int:
 def load_images(paths: list[str | Path], *, use_cache: bool = True, workers: int | None = None,
                 progress: bool = True, desc: str = "decoding images") -> np.ndarray:
     """Decode numbered 32×32 PNGs into one (N, 32, 32, 3) uint8 RGB array, in parallel, through the on-disk cache."""
-    return _load(paths, _decode_png, kind="images", use_cache=use_cache, workers=workers, progress=progress,
-                 desc=desc)[0]
+    return _load(paths, lambda path: (_decode_png(path), ()), kind="images", use_cache=use_cache, workers=workers,
+                 progress=progress, desc=desc)[0]
 
 
 def load_image_files(paths: list[str | Path], *, use_cache: bool = True, workers: int | None = None,
@@ -180,12 +180,11 @@ def load_image_files(paths: list[str | Path], *, use_cache: bool = True, workers
 
 def _load(paths, decode, *, kind: str, use_cache: bool, workers: int | None, progress: bool,
           desc: str) -> tuple[np.ndarray, list[tuple]]:
-    """``decode(path)`` → image or (image, notes) for every path, in parallel, cached as ``{kind}-<fingerprint>``
-    (an .npy of the images, and a .json of the notes where there are any)."""
+    """``decode(path)`` → (image, notes) for every path, in parallel, cached as ``{kind}-<fingerprint>`` (an .npy of
+    the images, and a .json of the notes where there are any)."""
     import json
 
     cache_file = None
-    notes: list[tuple] = [()] * len(paths)
     if use_cache and paths:
         cache_file = _cache_dir() / f"{kind}-{_fingerprint(paths)}.npy"
         notes_file = cache_file.with_suffix(".json")
@@ -193,14 +192,15 @@ def _load(paths, decode, *, kind: str, use_cache: bool, workers: int | None, pro
             try:
                 cached = np.load(cache_file, mmap_mode="r", allow_pickle=False)
                 if cached.shape == (len(paths), *IMAGE_SHAPE) and cached.dtype == np.uint8:
-                    if notes_file.is_file():
-                        notes = [tuple(n) for n in json.loads(notes_file.read_text(encoding="utf-8"))]
+                    notes = ([tuple(n) for n in json.loads(notes_file.read_text(encoding="utf-8"))]
+                             if notes_file.is_file() else [()] * len(paths))
                     if len(notes) == len(paths):
                         # a private, writable copy (a cold load returns one too), read in one go from the page cache
                         return np.array(cached, order="C"), notes
             except (OSError, ValueError, EOFError):
                 pass  # unreadable cache entry (empty, truncated, not .npy): decode again and overwrite it
     out = np.empty((len(paths), *IMAGE_SHAPE), dtype=np.uint8)
+    notes = [()] * len(paths)
     from labelmend._progress import progress_bar
 
     chunk = 512
@@ -209,14 +209,9 @@ def _load(paths, decode, *, kind: str, use_cache: bool, workers: int | None, pro
     def decode_chunk(start: int) -> int:
         stop = min(start + chunk, len(paths))
         for i in range(start, stop):
-            got = decode(paths[i])
-            if isinstance(got, tuple):
-                out[i], notes[i] = got
-            else:
-                out[i] = got
+            out[i], notes[i] = decode(paths[i])
         return stop - start
 
-    notes = list(notes)
     # OpenCV and Pillow release the GIL while decoding, so one thread per core keeps every core busy
     workers = workers or _n_workers()
     with _opencv_quiet(), ThreadPoolExecutor(max_workers=workers) as pool, progress_bar(

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labelmend.folders import NUMBERED
+
 LABEL_ISSUES_CSV = "label_issues.csv"
 CORRECTED_LABELS_CSV = "corrected_labels.csv"
 PRED_PROBS_NPY = "pred_probs.npy"
@@ -261,7 +263,7 @@ def judge_run(pred_probs: np.ndarray, data, split, *, transition: np.ndarray | N
     j = judge(pred_probs, data.noisy_labels, trusted=trusted, trusted_source=source, out_of_sample=out_of_sample)
     names = data.image_names or tuple(f"{i + 1:05d}.png" for i in range(n))
     files = write_outputs(j, pred_probs, folder, image_names=names, class_names=data.class_names,
-                          judged_by=judged_by, numbered=data.layout == "numbered")
+                          judged_by=judged_by, numbered=data.layout == NUMBERED)
     top = GALLERY_TOP
     suspects = most_suspect(read_label_issues(folder / LABEL_ISSUES_CSV), data.class_names, top=top)
     index = {name: i for i, name in enumerate(names)}
@@ -370,7 +372,7 @@ def describe_run(run_dir: str | os.PathLike, *, top: int | None = None) -> list[
             raise DataError(f"{run_dir / name}: missing ({kind}); the run is incomplete, train it again")
     lines.append(f"(files in {run_dir})")
     if top is not None:
-        from labelmend.folders import NUMBERED, TRAIN_IMAGES
+        from labelmend.folders import TRAIN_IMAGES
         from labelmend.runtime.images import to_input
 
         suspects = most_suspect(read_label_issues(run_dir / LABEL_ISSUES_CSV), record.class_names, top=top)

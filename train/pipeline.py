@@ -80,9 +80,10 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     _log(f"loaded {len(data.images)} images ({data.layout.replace('_', ' ')} layout), {data.n_clean} clean labels"
          + (f", {len(data.verified_index)} verified labels" if len(data.verified_index) else "")
          + f" in {time.monotonic() - t_start:.1f} s")
+    from labelmend.runtime.images import CONVERSIONS
+
     for kind, seen in data.conversions.items():
-        what = "grayscale images converted to RGB" if kind == "grayscale" else "images with an alpha channel dropped"
-        _log(f"{seen['count']} {what} (e.g. {', '.join(seen['examples'][:3])})")
+        _log(f"{seen['count']} {CONVERSIONS[kind]} (e.g. {', '.join(seen['examples'][:3])})")
     split = Split.make(data.n_clean, val_fraction=config["val_fraction"], seed=config["seed"])
     cnns = [m for m in config["models"] if m != registry.BASELINE]
     _check_data(data, split, cnns, data_dir=config["data_dir"])

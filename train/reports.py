@@ -10,6 +10,7 @@ import numpy as np
 from labelmend import registry
 from labelmend.plots import pyplot
 from labelmend.run_format import RunRecord
+from labelmend.runtime.images import CONVERSIONS
 
 
 def plot_training_curves(histories: dict, path: Path, *, title: str) -> Path:
@@ -48,8 +49,7 @@ def write_summary(run: RunRecord, path: Path) -> Path:
     lines = [f"# labelmend training run (seed {run.seed})", "",
              f"Data: `{run.data_dir}` ({run.data_layout.replace('_', ' ')} layout) — {run.n_images} images, "
              f"{run.n_clean} with clean labels"
-             + "".join(f", {v['count']} {'grayscale (converted to RGB)' if k == 'grayscale' else 'with alpha (dropped)'}"
-                       for k, v in run.image_conversions.items()) + "; "
+             + "".join(f", {v['count']} {CONVERSIONS[k]}" for k, v in run.image_conversions.items()) + "; "
              f"validation: {run.split['n_val']} clean-labelled images held out of CNN training entirely "
              f"(the baseline, the client's recipe, fits all noisy labels).", "",
              "| model | validation accuracy | wall time (s) | steps done / planned | final learning rate |",
