@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 from labelmend.train import cnn
 from labelmend.train.data import load_training_data
+from labelmend.train.label_issues import flag_quality
 from labelmend.train.distribute import configure_tensorflow
 from labelmend.train.loop import Trainer
+from labelmend.train.reports import fmt
 from labelmend.train.task import DEFAULT_VAL_FRACTION, Split, Task
 
 from labelmend import registry
@@ -84,17 +86,19 @@ def main() -> None:
         np.savez(args.save / "split.npz", val=split.val, train_clean=split.train_clean)
     val_images, _ = task.val
     predicted = trainer.predict_proba(model, val_images).argmax(axis=1)
+    # the run's label judgment on images it never trained on: "predicted ≠ given" against the truth
+    judgment = flag_quality(data.noisy_labels[split.val], predicted, data.clean_labels[split.val])
     row = {"label": args.label, "model": args.model, "steps": args.steps, "seed": args.seed, "set": args.set,
            "method_set": args.method_set, "val_accuracy": report["validation"]["accuracy"],
            "n_val": report["validation"]["n"], "seconds": seconds,
            "stages": report.get("stages"), "label_correction": {
                k: v for k, v in report.get("label_correction", {}).items() if not k.startswith("per_class")},
-           "val_indices": split.val.tolist(), "val_predictions": predicted.tolist()}
+           "label_issues": report.get("label_issues"), "judgment": judgment, "val_indices": split.val.tolist(), "val_predictions": predicted.tolist()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
-    print(f"| {args.label} | {args.model} | {args.steps} | {args.seed} | {row['val_accuracy']:.4f} | {seconds:.0f} |",
-          flush=True)
+    print(f"| {args.label} | {args.model} | {args.steps} | {args.seed} | {fmt(row['val_accuracy'])} | "
+          f"{fmt(judgment['f1'])} | {fmt(judgment['suggested_right_where_given_wrong'])} | {seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

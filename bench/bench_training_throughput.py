@@ -27,6 +27,9 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_step_speed import forward_macs  # noqa: E402
 
 
 def load_old_cnn(revision: str):
@@ -40,20 +43,6 @@ def load_old_cnn(revision: str):
     sys.modules["old_cnn"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
-
-
-def forward_macs(model) -> int:
-    """Multiply-adds of one image's forward pass: convolutions and the classifier."""
-    macs = 0
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind == "Conv2D":
-            h, w, c_out = layer.output.shape[1:]
-            kh, kw, c_in, _ = layer.kernel.shape
-            macs += h * w * c_out * kh * kw * c_in
-        elif kind == "Dense":
-            macs += int(np.prod(layer.kernel.shape))
-    return int(macs)
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:

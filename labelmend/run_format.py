@@ -61,6 +61,7 @@ class RunRecord:
     data_layout: str = "numbered"                    # folders.NUMBERED, CLASS_FOLDERS or LABEL_TABLE
     image_conversions: dict = field(default_factory=dict)  # TrainingData.conversions (grayscale, alpha)
     trusted_warning_per_class: int = 50
+    validation_chose_defaults: bool = False          # task.chosen_on_these_images: the figures read high
     git_revision: str | None = None
     library_versions: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)       # name -> ModelRecord, in training order

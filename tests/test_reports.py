@@ -51,3 +51,53 @@ def test_the_report_says_when_weak_supervision_is_not_a_clear_gain(tmp_path, mon
     assert "model2 is +0.0 points" in texts["same"] and "Not a clear gain" in texts["same"]
     assert "model2 is -6.0 points" in texts["worse"] and "model1 is better here" in texts["worse"]
     assert not any("Only 1,000 validation images" in t for t in texts.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 100_000), st.floats(0, 1))
+def test_the_accuracy_interval_holds_the_accuracy_and_narrows_with_more_images(n, frac):
+    from labelmend.train.task import accuracy_interval
+
+    acc = round(frac * n) / n  # an accuracy n images can give
+    lo, hi = accuracy_interval(acc, n)
+    assert 0.0 <= lo <= acc <= hi <= 1.0
+    lo4, hi4 = accuracy_interval(acc, 4 * n)
+    assert hi4 - lo4 < hi - lo
+
+
+def test_the_accuracy_interval_is_wilsons():
+    from labelmend.train.task import accuracy_interval
+
+    # 900 of 1,000 right: Wilson's 95 % interval, computed by hand from its formula
+    assert accuracy_interval(0.9, 1000) == pytest.approx((0.87985, 0.91709), abs=1e-5)
+    assert accuracy_interval(1.0, 10)[1] == 1.0 and accuracy_interval(1.0, 10)[0] == pytest.approx(0.72246, abs=1e-5)
+    with pytest.raises(ValueError):
+        accuracy_interval(0.5, 0)
+
+
+def test_the_report_gives_intervals_and_says_when_the_defaults_were_chosen_on_its_validation_images(tmp_path,
+                                                                                                   monkeypatch):
+    import hashlib
+
+    from labelmend import registry
+    from labelmend.train import task
+
+    monkeypatch.setattr(registry.Method, "report_section", lambda *args: [])
+    noisy, clean = np.arange(50) % 10, np.arange(20) % 10
+    assert not task.chosen_on_these_images(noisy, clean, seed=0, val_fraction=0.1)
+    monkeypatch.setattr(task, "DEVELOPMENT_LABELS_SHA256", hashlib.sha256(
+        noisy.astype(np.int64).tobytes() + clean.astype(np.int64).tobytes()).hexdigest())
+    assert task.chosen_on_these_images(noisy, clean, seed=0, val_fraction=0.1)
+    assert not task.chosen_on_these_images(noisy, clean, seed=1, val_fraction=0.1)
+    assert not task.chosen_on_these_images(noisy, clean, seed=0, val_fraction=0.2)
+    assert not task.chosen_on_these_images(noisy[::-1], clean, seed=0, val_fraction=0.1)
+    models = {"model2": ModelRecord(file="m.keras", validation={"accuracy": 0.9, "n": 1000}, seconds=1.0,
+                                    training={"steps": 1, "planned_steps": 1})}
+    texts = {}
+    for chosen in (False, True):
+        run = RunRecord(labelmend_version="t", seed=0, data_dir="d", n_images=50, n_clean=20,
+                        split={"n_val": 1000}, class_names=[str(i) for i in range(10)], time_budget_s=10,
+                        models=models, validation_chose_defaults=chosen, total_seconds=2.0, peak_rss_mb=1.0)
+        texts[chosen] = write_summary(run, tmp_path / f"{chosen}.md").read_text()
+    assert "| model2 | 0.9000 | 0.880–0.917 (1,000) |" in texts[False]
+    assert "defaults were chosen on" in texts[True] and "defaults were chosen on" not in texts[False]

@@ -58,7 +58,7 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
     """
     from labelmend.train import distribute
     from labelmend.train.reports import write_summary
-    from labelmend.train.task import Split
+    from labelmend.train.task import Split, chosen_on_these_images
 
     t_start = time.monotonic()
     resume_path = str(out_dir)  # what every worker passes to --resume
@@ -98,6 +98,8 @@ def train(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike, *, mod
         n_images=int(len(data.images)), n_clean=int(data.n_clean), n_verified=int(len(data.verified_index)),
         data_layout=data.layout, image_conversions=data.conversions,
         split=split.as_dict(), class_names=list(data.class_names), trusted_warning_per_class=TRUSTED_WARNING_PER_CLASS,
+        validation_chose_defaults=chosen_on_these_images(data.noisy_labels, data.clean_labels, seed=config["seed"],
+                                                         val_fraction=config["val_fraction"]),
         time_budget_s=config["time_budget_s"], git_revision=rf.git_revision(Path(__file__).parent),
         library_versions=rf.library_versions()))
 

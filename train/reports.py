@@ -52,17 +52,24 @@ def write_summary(run: RunRecord, path: Path) -> Path:
              + "".join(f", {v['count']} {CONVERSIONS[k]}" for k, v in run.image_conversions.items()) + "; "
              f"validation: {run.split['n_val']} clean-labelled images held out of CNN training entirely "
              f"(the baseline, the client's recipe, fits all noisy labels).", "",
-             "| model | validation accuracy | wall time (s) | steps done / planned | final learning rate |",
-             "|---|---|---|---|---|"]
+             "| model | validation accuracy | 95 % interval (images) | wall time (s) | steps done / planned | "
+             "final learning rate |",
+             "|---|---|---|---|---|---|"]
     cut = []
     for name, rec in run.models.items():
         t = rec.training
         planned = t.get("planned_steps")
-        lines.append(f"| {name} | {fmt(rec.validation.get('accuracy'))} | {rec.seconds:.1f} | "
+        lines.append(f"| {name} | {fmt(rec.validation.get('accuracy'))} | {_interval(rec.validation)} | "
+                     f"{rec.seconds:.1f} | "
                      f"{t.get('steps', '—')} / {planned if planned is not None else '—'} | "
                      f"{fmt(t.get('final_lr'))} |")
         if t.get("stopped_early"):
             cut.append(name)
+    if run.validation_chose_defaults:
+        lines += ["", "**These validation images are the ones labelmend's defaults were chosen on** (this data with "
+                      "seed 0's split): after many choices made on the same images their accuracy reads high, and "
+                      "the model's accuracy on new images is expected below it. Another `--seed` validates on "
+                      "images no choice was made on."]
     if cut:
         lines += ["", f"**The time budget cut {', '.join(cut)}** before the planned steps (this machine ran slower "
                       "than its calibration). The learning-rate schedule follows the budget actually left, so each "
@@ -80,6 +87,17 @@ def write_summary(run: RunRecord, path: Path) -> Path:
                   f"peak memory (RSS) {run.peak_rss_mb:.0f} MB.", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _interval(validation: dict) -> str:
+    """A validation accuracy's 95 % interval and the images it rests on ("—" without validation images)."""
+    from labelmend.train.task import accuracy_interval
+
+    acc, n = validation.get("accuracy"), validation.get("n")
+    if acc is None or not n:
+        return "—"
+    lo, hi = accuracy_interval(acc, n)
+    return f"{lo:.3f}–{hi:.3f} ({n:,})"
 
 
 def _comparison_section(comparisons: list[dict]) -> list[str]:

@@ -77,6 +77,34 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float | None:
     return float(np.mean(probs.argmax(1) == labels)) if len(labels) else None
 
 
+def accuracy_interval(acc: float, n: int, *, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of an accuracy measured on ``n`` images (``z`` sets the level): unlike
+    acc ± z·s.e. it stays inside [0, 1] and is honest near 0 and 1 and for few images."""
+    if n <= 0:
+        raise ValueError("an interval needs at least one image")
+    centre = (acc + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(acc * (1 - acc) / n + z * z / (4 * n * n))
+    return float(min(acc, max(0.0, centre - half))), float(max(acc, min(1.0, centre + half)))  # exact at 0 and 1
+
+
+# sha256 of the client's noisy and clean labels (int64, in that order): the data labelmend's defaults were chosen on
+DEVELOPMENT_LABELS_SHA256 = "d72dea68fc62ce33d432f3f764f0e4f1f4e3c4d4712c37661958ed91e9771e88"
+DEVELOPMENT_SPLIT = {"seed": 0, "val_fraction": DEFAULT_VAL_FRACTION}
+
+
+def chosen_on_these_images(noisy_labels: np.ndarray, clean_labels: np.ndarray, *, seed: int,
+                           val_fraction: float) -> bool:
+    """Whether this run validates on the very images labelmend's defaults (network, schedule, thresholds) were
+    chosen on: the development data with its development split. Many choices made on the same images make their
+    accuracy read high, so the report says so."""
+    import hashlib
+
+    digest = hashlib.sha256(np.asarray(noisy_labels, np.int64).tobytes()
+                            + np.asarray(clean_labels, np.int64).tobytes()).hexdigest()
+    return (digest == DEVELOPMENT_LABELS_SHA256 and seed == DEVELOPMENT_SPLIT["seed"]
+            and val_fraction == DEVELOPMENT_SPLIT["val_fraction"])
+
+
 def per_class_accuracy(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
     """Accuracy of argmax(probs) among the images of each true class (None for a class with no image)."""
     pred = probs.argmax(1)

@@ -44,6 +44,8 @@ HYP = {
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
+    "relabel_confidence": None,  # stage B trains on a flagged image with its suggested label where stage A's
+                             # probability of that label is at least this; None: every flagged image is left out
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -173,10 +175,12 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
         "corrected_label_accuracy": accuracy(one_hot(corrected[split.val], k), val[1]), "n": int(len(split.val))}
     final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
+    threshold = hyp_noise["relabel_confidence"]
+    relabel = flagged & (probs[np.arange(len(images)), corrected] >= (np.inf if threshold is None else threshold))
     if steps_b > 0:
-        keep = ~flagged[rows]
+        keep = ~flagged[rows] | relabel[rows]
         rows_b = rows[keep] if keep.any() else rows  # all flagged happens on tiny data only
-        targets_b = one_hot(noisy, k, smoothing=smoothing)
+        targets_b = one_hot(corrected, k, smoothing=smoothing)
         targets_b[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
                              steps=steps_b, name="B", seed_offset=1, cycle=(a_frac, 1.0), epoch_images=epoch_images,
@@ -185,7 +189,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         final_probs = trainer.predict_proba(model, val[0])
         report["stages"]["B_confident_learning"] = {"val_accuracy": accuracy(final_probs, val[1])}
     report["label_issues"] = {"flagged_training_images": int(flagged[task.train].sum()), "of": len(noisy_train),
-                              "folds": folds}
+                              "relabelled_training_images": int(relabel[task.train].sum()), "folds": folds}
     if len(split.val):  # how clean the labels stage B keeps are, on held-out images
         kept = ~flagged[split.val]
         correction["kept_fraction"] = float(np.mean(kept))
