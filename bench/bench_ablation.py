@@ -48,6 +48,13 @@ def parse_overrides(pairs: list[str], *, dotted: bool, known: dict | None = None
     return out
 
 
+def append_row(path: Path, row: dict) -> None:
+    """Append one JSON line to a results file (its folder made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -93,10 +100,9 @@ def main() -> None:
            "n_val": report["validation"]["n"], "seconds": seconds,
            "stages": report.get("stages"), "label_correction": {
                k: v for k, v in report.get("label_correction", {}).items() if not k.startswith("per_class")},
-           "label_issues": report.get("label_issues"), "judgment": judgment, "val_indices": split.val.tolist(), "val_predictions": predicted.tolist()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
+           "label_issues": report.get("label_issues"), "judgment": judgment, "val_indices": split.val.tolist(),
+           "val_predictions": predicted.tolist()}
+    append_row(args.out, row)
     print(f"| {args.label} | {args.model} | {args.steps} | {args.seed} | {fmt(row['val_accuracy'])} | "
           f"{fmt(judgment['f1'])} | {fmt(judgment['suggested_right_where_given_wrong'])} | {seconds:.0f} |", flush=True)
 

@@ -190,6 +190,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         report["stages"]["B_confident_learning"] = {"val_accuracy": accuracy(final_probs, val[1])}
     report["label_issues"] = {"flagged_training_images": int(flagged[task.train].sum()), "of": len(noisy_train),
                               "relabelled_training_images": int(relabel[task.train].sum()), "folds": folds}
+    report["relabel_confidence"] = threshold
     if len(split.val):  # how clean the labels stage B keeps are, on held-out images
         kept = ~flagged[split.val]
         correction["kept_fraction"] = float(np.mean(kept))
@@ -225,8 +226,12 @@ def report_section(name: str, report: dict, run, reports_dir: Path) -> list[str]
                      + (", and was estimated without any clean label" if n_pairs == 0 else "")
                      + "; more clean labels give a more reliable noise model.")
     issues = report["label_issues"]
+    relabelled = issues.get("relabelled_training_images", 0)
     lines.append(f"Confident learning flagged {issues['flagged_training_images']:,} of {issues['of']:,} training "
-                 f"noisy labels as wrong; stage B left those images out."
+                 f"noisy labels as wrong; stage B "
+                 + (f"trained on {relabelled:,} of them with the suggested label (the network at least "
+                    f"{report.get('relabel_confidence', 0):.0%} sure of it) and left the rest out."
+                    if relabelled else "left those images out.")
                  + (f" Each label was judged by networks that had not trained on it ({issues['folds']} folds)."
                     if issues["folds"] > 1 else ""))
     correction = report["label_correction"]
