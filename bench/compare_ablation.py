@@ -6,7 +6,7 @@ its paired standard error; beside it each row's label judgment on the validation
 against the clean labels, and how often the suggested label is right where the given one is wrong). Then the mean
 over seeds with its standard error (the seeds' paired errors combined) and the seeds' spread::
 
-    python bench/compare_ablation.py --base shipped --variant relabel --rows bench/results/full_scale.jsonl
+    python bench/compare_ablation.py --rows bench/results/full_scale.jsonl --base shipped --variant cleanlab-workflow
 """
 
 from __future__ import annotations

@@ -93,8 +93,8 @@ WHITEN_PATCH = 2  # the whitening filters' size: 2x2 RGB patches, 12 dimensions
 
 def _conv_bn_relu(x, channels: int, name: str, policy: str, *, pool: str | None = None):
     """3×3 convolution → BatchNorm → ReLU; with ``pool`` (the pooling layer's name) a 2×2 max-pool right after the
-    convolution, before BatchNorm and ReLU (airbench's order): BatchNorm's and ReLU's passes, which cost about as
-    much as the convolution itself on a CPU, then run on a quarter of the pixels."""
+    convolution, before BatchNorm and ReLU (airbench's order), so their passes run on a quarter of the pixels: on a
+    CPU, Keras' unfused BatchNorm over a full-size map costs about as much as its convolution (BENCHMARKS.md)."""
     from keras import layers
 
     x = layers.Conv2D(channels, 3, padding="same", use_bias=False, kernel_initializer="he_normal",

@@ -20,7 +20,8 @@ B. **Confident learning, then training on what it keeps** (the rest of the cycle
 
 Stage B's confident learning beat two variants measured on the same grid (bench/LOG.md, "Confident learning in
 Model II's second stage"): every noisy image on its posterior soft label P(y | x, ỹ), and a fresh learning-rate cycle
-for stage B; they live in git history.
+for stage B; they live in git history. At full scale, also training on the flagged images whose suggested label
+stage A is at least 90 % sure of tied with leaving them out (BENCHMARKS.md, "Model II's judgment at full scale").
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ HYP = {
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
-    "relabel_confidence": None,  # stage B trains on a flagged image with its suggested label where stage A's
-                             # probability of that label is at least this; None: every flagged image is left out
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -175,12 +174,10 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "classifier_accuracy": accuracy(probs[split.val], val[1]),
         "corrected_label_accuracy": accuracy(one_hot(corrected[split.val], k), val[1]), "n": int(len(split.val))}
     final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
-    threshold = hyp_noise["relabel_confidence"]
-    relabel = flagged & (probs[np.arange(len(images)), corrected] >= (np.inf if threshold is None else threshold))
     if steps_b > 0:
-        keep = ~flagged[rows] | relabel[rows]
+        keep = ~flagged[rows]
         rows_b = rows[keep] if keep.any() else rows  # all flagged happens on tiny data only
-        targets_b = one_hot(corrected, k, smoothing=smoothing)
+        targets_b = one_hot(noisy, k, smoothing=smoothing)
         targets_b[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
                              steps=steps_b, name="B", seed_offset=1, cycle=(a_frac, 1.0), epoch_images=epoch_images,
@@ -189,8 +186,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         final_probs = trainer.predict_proba(model, val[0])
         report["stages"]["B_confident_learning"] = {"val_accuracy": accuracy(final_probs, val[1])}
     report["label_issues"] = {"flagged_training_images": int(flagged[task.train].sum()), "of": len(noisy_train),
-                              "relabelled_training_images": int(relabel[task.train].sum()), "folds": folds}
-    report["relabel_confidence"] = threshold
+                              "folds": folds}
     if len(split.val):  # how clean the labels stage B keeps are, on held-out images
         kept = ~flagged[split.val]
         correction["kept_fraction"] = float(np.mean(kept))
@@ -226,12 +222,8 @@ def report_section(name: str, report: dict, run, reports_dir: Path) -> list[str]
                      + (", and was estimated without any clean label" if n_pairs == 0 else "")
                      + "; more clean labels give a more reliable noise model.")
     issues = report["label_issues"]
-    relabelled = issues.get("relabelled_training_images", 0)
     lines.append(f"Confident learning flagged {issues['flagged_training_images']:,} of {issues['of']:,} training "
-                 f"noisy labels as wrong; stage B "
-                 + (f"trained on {relabelled:,} of them with the suggested label (the network at least "
-                    f"{report.get('relabel_confidence', 0):.0%} sure of it) and left the rest out."
-                    if relabelled else "left those images out.")
+                 f"noisy labels as wrong; stage B left those images out."
                  + (f" Each label was judged by networks that had not trained on it ({issues['folds']} folds)."
                     if issues["folds"] > 1 else ""))
     correction = report["label_correction"]
