@@ -21,7 +21,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np

@@ -27,21 +27,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_network_builder(rev: str | None):
-    """``make_model`` of ``train/cnn.py`` at git revision ``rev`` (None: the working tree's)."""
-    if rev is None:
-        from labelmend.train import cnn
-
-        return cnn.make_model
+def cnn_at(rev: str):
+    """The module ``train/cnn.py`` as it was at git revision ``rev``."""
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:train/cnn.py"], check=True,
                             capture_output=True, text=True).stdout
     path = Path(tempfile.mkdtemp()) / f"cnn_{rev}.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(f"cnn_{rev}", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
-    return module.make_model
+    return module
+
+
+def load_network_builder(rev: str | None):
+    """``make_model`` of ``train/cnn.py`` at git revision ``rev`` (None: the working tree's)."""
+    if rev is None:
+        from labelmend.train import cnn
+
+        return cnn.make_model
+    return cnn_at(rev).make_model
 
 
 def forward_macs(model) -> int:

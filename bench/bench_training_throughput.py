@@ -15,11 +15,8 @@ tf.data / tf.distribute engine, e.g. cd97136).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,20 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_step_speed import forward_macs  # noqa: E402
-
-
-def load_old_cnn(revision: str):
-    """The module ``train/cnn.py`` as it was at ``revision``."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:train/cnn.py"], check=True,
-                            capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "old_cnn.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("old_cnn", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["old_cnn"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from bench_step_speed import cnn_at, forward_macs  # noqa: E402
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -76,7 +60,7 @@ def main() -> None:
     from labelmend.train.inputs import TrainingTargets
     from labelmend.train.loop import WARM_UP_STEPS, Trainer
 
-    old = load_old_cnn(args.old)
+    old = cnn_at(args.old)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
     targets = cnn.one_hot(rng.integers(0, 10, args.images), 10, smoothing=0.1)
