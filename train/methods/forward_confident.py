@@ -45,6 +45,8 @@ HYP = {
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
+    "flagged_targets": "drop",  # stage B: "drop" leaves flagged images out; "posterior" trains them on stage A's
+                                # soft label P(y | x, ỹ) (full-scale variant under measurement)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -179,6 +181,10 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         rows_b = rows[keep] if keep.any() else rows  # all flagged happens on tiny data only
         targets_b = one_hot(noisy, k, smoothing=smoothing)
         targets_b[is_clean] = targets[is_clean]
+        if hyp_noise["flagged_targets"] == "posterior":
+            rows_b = rows
+            targets_b[flagged] = (noise.posterior_correction(probs[flagged], noisy[flagged], transition)
+                                  if trusted_pairs else probs[flagged] / probs[flagged].sum(axis=1, keepdims=True))
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
                              steps=steps_b, name="B", seed_offset=1, cycle=(a_frac, 1.0), epoch_images=epoch_images,
                              epoch_offset=epochs_done, val=val, desc="model2 B: confident learning")
