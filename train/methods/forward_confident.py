@@ -46,7 +46,8 @@ HYP = {
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
     "flagged_targets": "drop",  # stage B: "drop" leaves flagged images out; "posterior" trains them on stage A's
-                                # soft label P(y | x, ỹ) (full-scale variant under measurement)
+                                # soft label P(y | x, ỹ); "online" on the network's own P(y | x, ỹ) at each step
+                                # (full-scale variants under measurement)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -68,6 +69,24 @@ def forward_corrected_cross_entropy(transition: np.ndarray):
         p = tf.nn.softmax(logits)
         q = tf.where(forward[:, None], tf.matmul(p, T), p)
         return -tf.reduce_sum(target * tf.math.log(q + 1e-7), axis=1)
+
+    return loss
+
+
+def online_posterior_cross_entropy(transition: np.ndarray):
+    """Stage B's loss for the "online" variant: where ``forward`` is True the target is the one-hot noisy label ỹ,
+    and the image is fitted to the network's own current posterior P(y | x, ỹ) ∝ softmax(logits) · T[:, ỹ] (held
+    constant: an EM step per visit, Reed et al. 2015's bootstrapping with the noise model); elsewhere plain
+    cross-entropy."""
+    import tensorflow as tf
+
+    T = tf.constant(transition, tf.float32)
+
+    def loss(logits, target, forward):
+        log_p = tf.nn.log_softmax(logits)
+        joint = tf.exp(log_p) * tf.matmul(target, T, transpose_b=True)
+        q = tf.stop_gradient(joint / (tf.reduce_sum(joint, axis=1, keepdims=True) + 1e-12))
+        return -tf.reduce_sum(tf.where(forward[:, None], q, target) * log_p, axis=1)
 
     return loss
 
@@ -185,7 +204,13 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
             rows_b = rows
             targets_b[flagged] = (noise.posterior_correction(probs[flagged], noisy[flagged], transition)
                                   if trusted_pairs else probs[flagged] / probs[flagged].sum(axis=1, keepdims=True))
-        hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
+        online = hyp_noise["flagged_targets"] == "online" and trusted_pairs
+        if online:
+            rows_b = rows
+            targets_b[flagged] = one_hot(noisy[flagged], k)
+        forward_b = flagged[rows_b] if online else np.zeros(len(rows_b), bool)
+        hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], forward_b),
+                             loss=online_posterior_cross_entropy(transition) if online else cross_entropy,
                              steps=steps_b, name="B", seed_offset=1, cycle=(a_frac, 1.0), epoch_images=epoch_images,
                              epoch_offset=epochs_done, val=val, desc="model2 B: confident learning")
         histories["B"] = hist_b.as_dict()
