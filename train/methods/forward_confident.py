@@ -20,8 +20,11 @@ B. **Confident learning, then training on what it keeps** (the rest of the cycle
 
 Stage B's confident learning beat two variants measured on the same grid (bench/LOG.md, "Confident learning in
 Model II's second stage"): every noisy image on its posterior soft label P(y | x, ỹ), and a fresh learning-rate cycle
-for stage B; they live in git history. At full scale, also training on the flagged images whose suggested label
-stage A is at least 90 % sure of tied with leaving them out (BENCHMARKS.md, "Model II's judgment at full scale").
+for stage B; they live in git history. At full scale (BENCHMARKS.md, "Model II's judgment at full scale") nothing
+that trains on the flagged images beat leaving them out: their suggested label where stage A is ≥ 90 % sure of it
+tied; stage A's soft posterior P(y | x, ỹ) for all of them, or the network's own posterior at each step (an EM
+step per visit), scored lower. Cross-fitting stage A at that scale (``folds`` networks on half the noisy images and
+half the steps each) judged worse and scored lower still, hence ``cross_fit_epochs``.
 """
 
 from __future__ import annotations
@@ -45,9 +48,6 @@ HYP = {
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
-    "flagged_targets": "drop",  # stage B: "drop" leaves flagged images out; "posterior" trains them on stage A's
-                                # soft label P(y | x, ỹ); "online" on the network's own P(y | x, ỹ) at each step
-                                # (full-scale variants under measurement)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -69,24 +69,6 @@ def forward_corrected_cross_entropy(transition: np.ndarray):
         p = tf.nn.softmax(logits)
         q = tf.where(forward[:, None], tf.matmul(p, T), p)
         return -tf.reduce_sum(target * tf.math.log(q + 1e-7), axis=1)
-
-    return loss
-
-
-def online_posterior_cross_entropy(transition: np.ndarray):
-    """Stage B's loss for the "online" variant: where ``forward`` is True the target is the one-hot noisy label ỹ,
-    and the image is fitted to the network's own current posterior P(y | x, ỹ) ∝ softmax(logits) · T[:, ỹ] (held
-    constant: an EM step per visit, Reed et al. 2015's bootstrapping with the noise model); elsewhere plain
-    cross-entropy."""
-    import tensorflow as tf
-
-    T = tf.constant(transition, tf.float32)
-
-    def loss(logits, target, forward):
-        log_p = tf.nn.log_softmax(logits)
-        joint = tf.exp(log_p) * tf.matmul(target, T, transpose_b=True)
-        q = tf.stop_gradient(joint / (tf.reduce_sum(joint, axis=1, keepdims=True) + 1e-12))
-        return -tf.reduce_sum(tf.where(forward[:, None], q, target) * log_p, axis=1)
 
     return loss
 
@@ -200,17 +182,7 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         rows_b = rows[keep] if keep.any() else rows  # all flagged happens on tiny data only
         targets_b = one_hot(noisy, k, smoothing=smoothing)
         targets_b[is_clean] = targets[is_clean]
-        if hyp_noise["flagged_targets"] == "posterior":
-            rows_b = rows
-            targets_b[flagged] = (noise.posterior_correction(probs[flagged], noisy[flagged], transition)
-                                  if trusted_pairs else probs[flagged] / probs[flagged].sum(axis=1, keepdims=True))
-        online = hyp_noise["flagged_targets"] == "online" and trusted_pairs
-        if online:
-            rows_b = rows
-            targets_b[flagged] = one_hot(noisy[flagged], k)
-        forward_b = flagged[rows_b] if online else np.zeros(len(rows_b), bool)
-        hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], forward_b),
-                             loss=online_posterior_cross_entropy(transition) if online else cross_entropy,
+        hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
                              steps=steps_b, name="B", seed_offset=1, cycle=(a_frac, 1.0), epoch_images=epoch_images,
                              epoch_offset=epochs_done, val=val, desc="model2 B: confident learning")
         histories["B"] = hist_b.as_dict()
