@@ -25,7 +25,8 @@ that trains on the flagged images beat leaving them out: their suggested label w
 tied; stage A's soft posterior P(y | x, ỹ) for all of them, or the network's own posterior at each step (an EM
 step per visit), scored lower. Cross-fitting stage A at that scale (``folds`` networks on half the noisy images and
 half the steps each) judged worse and scored lower still, hence ``cross_fit_epochs``. What did pay there is giving
-stage B more of the budget: stage A half the steps instead of 60 %.
+stage B more of the budget: stage A half the steps instead of 60 % (on the small annotator-noise grid, where the
+kept labels are far less clean, 60 % scored higher: the trade is in BENCHMARKS.md).
 """
 
 from __future__ import annotations
