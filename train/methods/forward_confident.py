@@ -18,15 +18,17 @@ B. **Confident learning, then training on what it keeps** (the rest of the cycle
    on with the clean labels and the noisy labels that were kept (~9 in 10 of them right on the client's data).
    Without trusted pairs, T is counted from the (confident, noisy) label pairs, for the report.
 
-Stage B's confident learning beat two variants measured on the same grid (bench/LOG.md, "Confident learning in
-Model II's second stage"): every noisy image on its posterior soft label P(y | x, ỹ), and a fresh learning-rate cycle
-for stage B; they live in git history. At full scale (BENCHMARKS.md, "Model II's judgment at full scale") nothing
-that trains on the flagged images beat leaving them out: their suggested label where stage A is ≥ 90 % sure of it
-tied; stage A's soft posterior P(y | x, ỹ) for all of them, or the network's own posterior at each step (an EM
-step per visit), scored lower. Cross-fitting stage A at that scale (``folds`` networks on half the noisy images and
-half the steps each) judged worse and scored lower still, hence ``cross_fit_epochs``. A shorter stage A (half the
-steps) scored higher there on every seed but lower on the annotator-noise grid, with and without trusted labels:
-``stage_a_frac`` stays at 0.6 until something the run knows before stage A can tell the two regimes apart.
+Stage B's confident learning beat two variants measured on the same grid (bench/LOG.md, "Confident learning in Model
+II's second stage"): every noisy image on its posterior soft label P(y | x, ỹ), and a fresh learning-rate cycle for
+stage B; they live in git history. At full scale (BENCHMARKS.md, "Model II's judgment at full scale") nothing that
+trains on the flagged images beat leaving them out: their suggested label where stage A is ≥ 90 % sure of it tied;
+stage A's soft posterior P(y | x, ỹ) for all of them, or the network's own posterior at each step (an EM step per
+visit), scored lower. Cross-fitting stage A at that scale (``folds`` networks on half the noisy images and half the
+steps each) judged worse and scored lower still, hence ``cross_fit_epochs``. A judge that never fitted a noisy label
+(stage A on the trusted images alone) judged a little better and scored no higher, and seeing the trusted images once
+per epoch in stage B instead of ``clean_repeat`` times tied: what Model II lacks there is steps. A shorter stage A
+(half the steps) scored higher there on every seed but lower on the annotator-noise grid, with and without trusted
+labels: ``stage_a_frac`` stays at 0.6 until something the run knows before stage A can tell the two regimes apart.
 """
 
 from __future__ import annotations
@@ -50,9 +52,6 @@ HYP = {
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
-    "stage_a_data": "all",   # "trusted": stage A trains on the trusted images alone (cross-entropy), so every noisy
-                             # label is judged out of sample by a network that never fitted a wrong one
-    "clean_repeat_b": 3,     # the same in stage B, where the kept noisy labels are mostly right
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -135,22 +134,20 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
     # networks; each trains on its fold of the noisy images and on every clean one. The first goes on to stage B.
     a_frac = hyp_noise["stage_a_frac"]
     epochs = steps * trainer.batch_size / max(1, len(task.train))
-    trusted_only = trusted_pairs and hyp_noise["stage_a_data"] == "trusted"
-    folds = hyp_noise["folds"] if epochs >= hyp_noise["cross_fit_epochs"] and not trusted_only else 1
+    folds = hyp_noise["folds"] if epochs >= hyp_noise["cross_fit_epochs"] else 1
     fold = np.full(len(images), -1)
     noisy_train = task.train[~is_clean[task.train]]
     fold[noisy_train] = np.random.default_rng(trainer.seed).permutation(len(noisy_train)) % folds
     histories, fold_probs, epochs_done = {}, [], 0.0
     for f in range(folds):
         net = model if f == 0 else trainer.model(k, images[task.train])
-        rows_f = rows[is_clean[rows]] if trusted_only else rows[(fold[rows] == f) | is_clean[rows]]
+        rows_f = rows[(fold[rows] == f) | is_clean[rows]]
         forward = ~is_clean[rows_f] if trusted_pairs else np.zeros(len(rows_f), bool)
         share = a_frac / folds  # of the whole budget; slot() takes a share of the time still left
         name = "A" if f == 0 else f"A{f + 1}"
         hist = trainer.fit(net, TrainingTargets(images[rows_f], targets[rows_f], forward),
                            steps=max(1, int(round(steps * share))), name=name, cycle=(0.0, a_frac),
-                           loss=(forward_corrected_cross_entropy(transition) if trusted_pairs and not trusted_only
-                                 else cross_entropy),
+                           loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
                            deadline=budget.slot(trainer.deadline, share / (1 - f * share)),
                            epoch_images=epoch_images, epoch_offset=epochs_done, val=val, seed_offset=2 * f,
                            desc=(f"model2 A{f + 1}/{folds}: " if folds > 1 else "model2 A: ")
@@ -185,9 +182,8 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "corrected_label_accuracy": accuracy(one_hot(corrected[split.val], k), val[1]), "n": int(len(split.val))}
     final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
     if steps_b > 0:
-        rows_all = np.concatenate([task.train] + [np.flatnonzero(is_clean)] * (hyp_noise["clean_repeat_b"] - 1))
-        keep = ~flagged[rows_all]
-        rows_b = rows_all[keep] if keep.any() else rows_all  # all flagged happens on tiny data only
+        keep = ~flagged[rows]
+        rows_b = rows[keep] if keep.any() else rows  # all flagged happens on tiny data only
         targets_b = one_hot(noisy, k, smoothing=smoothing)
         targets_b[is_clean] = targets[is_clean]
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
