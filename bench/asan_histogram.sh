@@ -98,7 +98,7 @@ env LD_PRELOAD="$LIBASAN" \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
     PYTHONMALLOC=malloc PYTHONSAFEPATH=1 PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH="$TMP/pkg${PYTHONPATH:+:$PYTHONPATH}" \
-    "$PYTHON" -m pytest -p _asan_guard -p no:cacheprovider "$@"
+    "$PYTHON" -m pytest -n 0 -p _asan_guard -p no:cacheprovider "$@"  # one process: the guard checks it
 rc=$?
 echo "pytest exit status under ASan: $rc"
 exit $rc
