@@ -26,9 +26,11 @@ stage A's soft posterior P(y | x, ỹ) for all of them, or the network's own pos
 visit), scored lower. Cross-fitting stage A at that scale (``folds`` networks on half the noisy images and half the
 steps each) judged worse and scored lower still, hence ``cross_fit_epochs``. A judge that never fitted a noisy label
 (stage A on the trusted images alone) judged a little better and scored no higher, and seeing the trusted images once
-per epoch in stage B instead of ``clean_repeat`` times tied: what Model II lacks there is steps. A shorter stage A
-(half the steps) scored higher there on every seed but lower on the annotator-noise grid, with and without trusted
-labels: ``stage_a_frac`` stays at 0.6 until something the run knows before stage A can tell the two regimes apart.
+per epoch in stage B instead of ``clean_repeat`` times tied: the evidence points to steps, not labels, as what Model
+II lacks there. A shorter stage A (half the steps) scored higher there on every seed and on the client's noise at
+grid size too, but lower on the annotator-noise grid, with and without trusted labels (the kind of noise decides, and
+T does not show it): ``stage_a_frac`` stays at 0.6 until something the run knows before stage A can tell the two
+regimes apart.
 """
 
 from __future__ import annotations
