@@ -47,8 +47,42 @@ def test_a_bfloat16_network_keeps_float32_weights_and_logits_and_its_float32_cop
     copy = cnn.float32_copy(model)
     assert all(layer.dtype_policy.name == "float32" for layer in copy.layers)
     np.testing.assert_allclose(copy(images[:8].astype(np.float32)), logits, atol=0.05)  # bf16 rounding only
-    plain = cnn.make_model(images, n_classes=10, width=4)
-    assert cnn.float32_copy(plain) is plain
+    float32 = cnn.make_model(images, n_classes=10, width=4)  # fused BatchNorm layers: a twin of Keras' own
+    twin = cnn.float32_copy(float32)
+    assert twin is not float32 and cnn.float32_copy(twin) is twin
+    assert not any(isinstance(layer, cnn.fused_batch_norm()) for layer in twin.layers)
+    np.testing.assert_allclose(twin(images[:8].astype(np.float32)), float32(images[:8].astype(np.float32)), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_trains_like_keras_batch_normalization(dtype):
+    """Same outputs, gradients and moving statistics as Keras' unfused layer in a training pass, within the
+    compute dtype's rounding; the fused one counts the unbiased batch variance (n / (n - 1)) into its moving one."""
+    import keras
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(1).normal(3.0, 2.0, (16, 4, 4, 8)), tf.float32)
+    layers = [cls(momentum=0.5, epsilon=1e-5, dtype=dtype) for cls in (keras.layers.BatchNormalization,
+                                                                       cnn.fused_batch_norm())]
+    outputs, grads = [], []
+    for layer in layers:
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 8))
+        layer.beta.assign(np.linspace(-1.0, 1.0, 8))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.range(8, dtype=tf.float32))
+        outputs.append(tf.cast(y, tf.float32).numpy())
+        grads.append([g.numpy() for g in tape.gradient(loss, [x, layer.gamma, layer.beta])])
+    tol = 1e-4 if dtype == "float32" else 0.05
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=tol * 10)
+    for fused, plain in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(fused, plain, atol=tol * 10, rtol=tol)
+    n = 16 * 4 * 4
+    np.testing.assert_allclose(layers[1].moving_mean.numpy(), layers[0].moving_mean.numpy(), atol=tol)
+    np.testing.assert_allclose(layers[1].moving_variance.numpy() - 0.5,
+                               (layers[0].moving_variance.numpy() - 0.5) * n / (n - 1), rtol=tol)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ that trains it is :mod:`labelmend.train.loop`; what it is trained on is each met
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import weakref
 
@@ -91,6 +92,39 @@ def dtype_policy(precision: str, *, device: str = "cpu") -> str:
 WHITEN_PATCH = 2  # the whitening filters' size: 2x2 RGB patches, 12 dimensions
 
 
+@functools.cache
+def fused_batch_norm():
+    """The BatchNormalization layer class every block trains with: Keras' own, but a training pass is TensorFlow's
+    fused kernel (``FusedBatchNormV3``) on the layer's compute dtype. Keras 3's is unfused and, under
+    ``mixed_bfloat16``, casts each map to float32 and back: with the fused kernel the step is 1.2–1.3× faster
+    (BENCHMARKS.md). Inference is Keras' own code, and :func:`float32_copy` turns every such layer back into a plain
+    ``BatchNormalization``, so saved and exported models hold only Keras layers."""
+    import keras
+    import tensorflow as tf
+
+    class FusedBatchNormalization(keras.layers.BatchNormalization):
+        def call(self, inputs, training=None, mask=None):
+            if not (training and self.trainable) or mask is not None or self.renorm or self.axis != -1:
+                return super().call(inputs, training=training, mask=mask)
+            channels = inputs.shape[-1]
+            scale = self.gamma if self.scale else tf.ones([channels])
+            offset = self.beta if self.center else tf.zeros([channels])
+            # the moments are float32 whatever the input's dtype; the variance is the unbiased one (n / (n - 1)
+            # with n ≥ 256 × 4 × 4 values per channel here: no difference that matters for the moving average)
+            outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset, mean=tf.zeros([0]), variance=tf.zeros([0]),
+                epsilon=self.epsilon, is_training=True)
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+            return outputs
+
+    return FusedBatchNormalization
+
+
+def _batch_norm(name: str, policy: str):
+    return fused_batch_norm()(momentum=0.9, epsilon=1e-5, name=name, dtype=policy)
+
+
 def _conv_bn_relu(x, channels: int, name: str, policy: str, *, pool: str | None = None):
     """3×3 convolution → BatchNorm → ReLU; with ``pool`` (the pooling layer's name) a 2×2 max-pool right after the
     convolution, before BatchNorm and ReLU (airbench's order), so their passes run on a quarter of the pixels: on a
@@ -101,7 +135,7 @@ def _conv_bn_relu(x, channels: int, name: str, policy: str, *, pool: str | None 
                       name=f"{name}_conv", dtype=policy)(x)
     if pool:
         x = layers.MaxPooling2D(name=pool, dtype=policy)(x)
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn", dtype=policy)(x)
+    x = _batch_norm(f"{name}_bn", policy)(x)
     return layers.ReLU(name=f"{name}_relu", dtype=policy)(x)
 
 
@@ -127,7 +161,7 @@ def make_model(images: np.ndarray, *, n_classes: int, width: int = HYP["net"]["w
                            dtype=policy)
     x = whiten(x)
     whiten.kernel.assign(whitening_filters(images, n_whiten, patch=WHITEN_PATCH))
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn", dtype=policy)(x)
+    x = _batch_norm("prep_bn", policy)(x)
     x = layers.ReLU(name="prep_relu", dtype=policy)(x)
     x = _conv_bn_relu(x, 2 * width, "layer1", policy, pool="pool1")
     r = _conv_bn_relu(_conv_bn_relu(x, 2 * width, "res1a", policy), 2 * width, "res1b", policy)
@@ -145,18 +179,21 @@ def make_model(images: np.ndarray, *, n_classes: int, width: int = HYP["net"]["w
 
 
 def float32_copy(model):
-    """``model`` itself if every layer computes in float32, else its float32 twin: the same network, holding a copy of
-    ``model``'s current weights, computing in float32. It is what labelmend saves, scores, judges labels with and
+    """``model`` itself if every layer is a Keras layer computing in float32, else its float32 twin: the same network
+    of Keras' own layers (:func:`fused_batch_norm`'s become ``BatchNormalization``), holding a copy of ``model``'s
+    current weights, computing in float32. It is what labelmend saves, scores, judges labels with and
     exports (onnxruntime's CPU kernels have no bfloat16 convolutions), so every figure a run reports is the shipped
     graph's. One twin per model, refreshed on every call, so its traced functions are reused."""
     import keras
 
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+    fused = fused_batch_norm()
+    if all(layer.dtype_policy.name == "float32" and not isinstance(layer, fused) for layer in model.layers):
         return model
     twin = _FLOAT32_TWINS.get(model)
     if twin is None:
         def as_float32(layer):
-            return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+            cls = keras.layers.BatchNormalization if isinstance(layer, fused) else layer.__class__
+            return cls.from_config({**layer.get_config(), "dtype": "float32"})
 
         twin = _FLOAT32_TWINS[model] = keras.models.clone_model(model, clone_function=as_float32)
     twin.set_weights(model.get_weights())
@@ -243,3 +280,4 @@ def one_hot(labels: np.ndarray, n_classes: int, *, smoothing: float = 0.0) -> np
     out = np.full((len(labels), n_classes), smoothing / n_classes, dtype=np.float32)
     out[np.arange(len(labels)), labels] += 1.0 - smoothing
     return out
+
