@@ -7,6 +7,8 @@ against the clean labels, and how often the suggested label is right where the g
 over seeds with its standard error (the seeds' paired errors combined) and the seeds' spread::
 
     python bench/compare_ablation.py --rows bench/results/full_scale.jsonl --base shipped --variant cleanlab-workflow
+
+Rows pair only at the same step count unless ``--across-steps`` is given (what more steps buy the same recipe).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ def main() -> None:
     ap.add_argument("--rows", type=Path, default=Path("bench/results/ablation.jsonl"))
     ap.add_argument("--base", required=True, help="label of the base rows")
     ap.add_argument("--variant", required=True, action="append", help="label(s) of the variant rows")
+    ap.add_argument("--across-steps", action="store_true",
+                    help="also pair rows whose step counts differ (to measure what more steps buy)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data/seed"), help="for the clean labels")
     args = ap.parse_args()
 
@@ -45,7 +49,7 @@ def main() -> None:
         diffs, errors = [], []
         for key, v in sorted(latest(label).items()):
             b = base.get(key)
-            if b is None or b["steps"] != v["steps"]:
+            if b is None or (b["steps"] != v["steps"] and not args.across_steps):
                 continue
             truth = clean[np.asarray(v["val_indices"])]
             d = paired_difference(b["val_predictions"], v["val_predictions"], truth)
@@ -53,7 +57,8 @@ def main() -> None:
             errors.append(d["standard_error"])
             judged = [f"{fmt(r.get('judgment', {}).get('f1'))} / "
                       f"{fmt(r.get('judgment', {}).get('suggested_right_where_given_wrong'))}" for r in (b, v)]
-            print(f"| {label} | {key[0]} | {v['steps']} | {b['val_accuracy']:.4f} | {v['val_accuracy']:.4f} | "
+            steps = v["steps"] if v["steps"] == b["steps"] else f"{b['steps']} → {v['steps']}"
+            print(f"| {label} | {key[0]} | {steps} | {b['val_accuracy']:.4f} | {v['val_accuracy']:.4f} | "
                   f"{100 * d['difference']:+.2f} ± {100 * d['standard_error']:.2f} | {judged[0]} | {judged[1]} |")
         if len(diffs) > 1:
             se = np.sqrt(np.sum(np.square(errors))) / len(errors)

@@ -96,8 +96,8 @@ WHITEN_PATCH = 2  # the whitening filters' size: 2x2 RGB patches, 12 dimensions
 def fused_batch_norm():
     """The BatchNormalization layer class every block trains with: Keras' own, but a training pass is TensorFlow's
     fused kernel (``FusedBatchNormV3``) on the layer's compute dtype. Keras 3's is unfused and, under
-    ``mixed_bfloat16``, casts each map to float32 and back: with the fused kernel the step is 1.2–1.3× faster
-    (BENCHMARKS.md). Inference is Keras' own code, and :func:`float32_copy` turns every such layer back into a plain
+    ``mixed_bfloat16``, casts each map to float32 and back, which made it a quarter of a bfloat16 step (BENCHMARKS.md,
+    “Speed of training”). Inference is Keras' own code, and :func:`float32_copy` turns every such layer back into a plain
     ``BatchNormalization``, so saved and exported models hold only Keras layers."""
     import keras
     import tensorflow as tf
@@ -280,4 +280,3 @@ def one_hot(labels: np.ndarray, n_classes: int, *, smoothing: float = 0.0) -> np
     out = np.full((len(labels), n_classes), smoothing / n_classes, dtype=np.float32)
     out[np.arange(len(labels)), labels] += 1.0 - smoothing
     return out
-
