@@ -96,9 +96,9 @@ WHITEN_PATCH = 2  # the whitening filters' size: 2x2 RGB patches, 12 dimensions
 def fused_batch_norm():
     """The BatchNormalization layer class every block trains with: Keras' own, but a training pass is TensorFlow's
     fused kernel (``FusedBatchNormV3``) on the layer's compute dtype. Keras 3's is unfused and, under
-    ``mixed_bfloat16``, casts each map to float32 and back, which made it a quarter of a bfloat16 step (BENCHMARKS.md,
-    “Speed of training”). Inference is Keras' own code, and :func:`float32_copy` turns every such layer back into a plain
-    ``BatchNormalization``, so saved and exported models hold only Keras layers."""
+    ``mixed_bfloat16``, casts each map to float32 and back, which made it a quarter of a bfloat16 step
+    (BENCHMARKS.md, “Speed of training”). Inference is Keras' own code, and :func:`float32_copy` turns every such
+    layer back into a plain ``BatchNormalization``, so saved and exported models hold only Keras layers."""
     import keras
     import tensorflow as tf
 
