@@ -45,7 +45,7 @@ def make_patchify(images, *, n_classes, width, seed, policy):
     whiten = layers.Conv2D(24, 2, strides=2, use_bias=False, trainable=False, name="prep_conv", dtype=policy)
     x = whiten(x)
     whiten.kernel.assign(cnn.whitening_filters(images, 24, patch=2))
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="prep_bn", dtype=policy)(x)
+    x = cnn._batch_norm("prep_bn", policy)(x)
     x = layers.ReLU(name="prep_relu", dtype=policy)(x)
     x = cnn._conv_bn_relu(x, 2 * width, "layer1", policy)
     r = cnn._conv_bn_relu(cnn._conv_bn_relu(x, 2 * width, "res1a", policy), 2 * width, "res1b", policy)

@@ -104,15 +104,13 @@ def fused_batch_norm():
 
     class FusedBatchNormalization(keras.layers.BatchNormalization):
         def call(self, inputs, training=None, mask=None):
-            if not (training and self.trainable) or mask is not None or self.renorm or self.axis != -1:
+            plain = mask is not None or self.renorm or self.axis != -1 or not (self.scale and self.center)
+            if plain or not (training and self.trainable):
                 return super().call(inputs, training=training, mask=mask)
-            channels = inputs.shape[-1]
-            scale = self.gamma if self.scale else tf.ones([channels])
-            offset = self.beta if self.center else tf.zeros([channels])
             # the moments are float32 whatever the input's dtype; the variance is the unbiased one (n / (n - 1)
             # with n ≥ 256 × 4 × 4 values per channel here: no difference that matters for the moving average)
             outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=scale, offset=offset, mean=tf.zeros([0]), variance=tf.zeros([0]),
+                x=inputs, scale=self.gamma, offset=self.beta, mean=tf.zeros([0]), variance=tf.zeros([0]),
                 epsilon=self.epsilon, is_training=True)
             self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
