@@ -13,6 +13,8 @@ import sys
 class _NoBar:
     """What ``progress_bar`` returns when bars are off or tqdm is absent: the same calls, doing nothing."""
 
+    total: int | None = None
+
     def __enter__(self):
         return self
 

@@ -49,6 +49,30 @@ def test_step_plan_never_overspends_the_budget(total, elapsed, sps, n_models):
     assert elapsed + n_models * plan.steps * sps * budget.OVERHEAD <= total - min(total, budget.RESERVE_MIN_S) + 1e-6
 
 
+@given(st.floats(0, 5_000), st.integers(0, 500), st.floats(0.01, 2), st.integers(1, 4), st.floats(0, 100))
+def test_replan_fills_the_time_left_without_overspending_it(left, done, sps, n_models, later):
+    """The first CNN's rest, then every later CNN's steps and extra work fit the time left; one step more would not
+    (unless the plan is the floor: one step past what is done)."""
+    steps = budget.replan_cnn_steps(seconds_left=left, steps_done=done, seconds_per_step=sps, n_models=n_models,
+                                    seconds_per_later_model=later)
+    assert steps >= done + 1
+
+    def cost(s):
+        return ((s - done) + (n_models - 1) * s) * sps * budget.OVERHEAD + (n_models - 1) * later
+
+    if steps > done + 1:
+        assert cost(steps) <= left + 1e-6
+    assert cost(steps + 1) > left - 1e-6
+
+
+def test_replan_gives_a_faster_machine_more_steps_and_a_slower_one_fewer():
+    plan = dict(seconds_left=1600, steps_done=103, n_models=2, seconds_per_later_model=20)
+    calibrated = budget.replan_cnn_steps(seconds_per_step=0.163, **plan)
+    assert budget.replan_cnn_steps(seconds_per_step=0.150, **plan) > calibrated > budget.replan_cnn_steps(
+        seconds_per_step=0.180, **plan)
+    assert budget.replan_cnn_steps(seconds_per_step=0.163, **{**plan, "seconds_per_later_model": 0}) > calibrated
+
+
 def test_steps_for_epochs_count_passes_over_the_training_images():
     assert budget.steps_for_epochs(1000, 2, 256) == 8
     assert budget.steps_for_epochs(1000, 2, 512) == 4  # twice the replicas, half the steps

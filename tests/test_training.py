@@ -127,11 +127,13 @@ def test_model1_and_model2_share_the_step_budget(tiny):
     assert np.allclose(np.sum(r2["transition_matrix"], axis=1), 1.0)
 
 
-def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeypatch):
+def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeypatch, capfd):
     """Whole train command on a tiny generated folder under a 60 s budget, then export + runtime parity."""
     import cv2
+    from labelmend.train import budget as planning
 
     monkeypatch.setenv("LABELMEND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(planning, "REPLAN_STEPS", 5)  # model1 plans the steps again early, from its own pace
     rng = np.random.default_rng(0)
     root = tmp_path / "data"
     (root / "images").mkdir(parents=True)
@@ -152,8 +154,10 @@ def test_pipeline_respects_time_budget_and_exports_with_parity(tmp_path, monkeyp
     elapsed = time.monotonic() - t0
     assert elapsed <= budget * 1.1, f"train took {elapsed:.1f} s for a {budget:.0f} s budget"
     m1, m2 = record.models["model1"], record.models["model2"]
-    for m in (m1, m2):  # each gets the same steps unless its time slot ran out first (then it says so)
+    assert "steps each instead of" in capfd.readouterr().err  # the re-plan happened and said so
+    for m in (m1, m2):  # each gets the (re-planned) steps unless its time slot ran out first (then it says so)
         assert m.training["steps"] == record.cnn_steps or m.training["stopped_early"]
+        assert m.training["planned_steps"] == record.cnn_steps
     saved = json.loads((tmp_path / "run" / "run.json").read_text())
     assert saved["split"]["n_val"] == round(30 * DEFAULT_VAL_FRACTION) == 3
     for png in ("curves_model1.png", "curves_model2.png", "transition_matrix_model2.png"):
@@ -215,6 +219,36 @@ class _SteppingClock:
     def __call__(self):
         self.t += self.cost
         return self.t
+
+
+@pytest.mark.parametrize("asked, trained", [(17, 17), (6, 6), (2, 6), (100, 20)])
+def test_a_replan_stretches_or_shrinks_the_schedule_once(tiny, monkeypatch, asked, trained):
+    """The first whole-cycle fit asks the replan once, after REPLAN_STEPS timed steps, with their pace; it then
+    trains what the replan says (at least one step more than done, at most REPLAN_MAX_GROWTH × planned) and still
+    ends annealed. Later fits, and stages of a longer cycle, are not asked."""
+    from labelmend.train import budget
+
+    monkeypatch.setattr(budget, "REPLAN_STEPS", 2)
+    calls = []
+
+    def replan(done, seconds_per_step):
+        calls.append((done, seconds_per_step))
+        return asked
+
+    images, noisy, _ = tiny
+    trainer = _trainer(replan=replan)
+    model = trainer.model(10, images)
+    data = TrainingTargets(images, cnn.one_hot(noisy, 10), np.zeros(len(images), bool))
+    trainer.fit(model, data, steps=4, name="stage", desc="test", cycle=(0.0, 0.5))  # a stage: not asked
+    assert calls == [] and trainer.replan is replan
+    hist = trainer.fit(model, data, steps=10, name="whole", desc="test")
+    assert [done for done, _ in calls] == [loop.WARM_UP_STEPS + 2] and calls[0][1] > 0
+    assert hist.steps == hist.planned_steps == trained and not hist.stopped_early
+    peak, warmup = cnn.HYP["opt"]["lr"], cnn.HYP["opt"]["warmup_frac"]
+    assert hist.progress == 1.0  # the last step ran at progress (trained - 1) / trained of the stretched schedule
+    assert hist.final_lr == pytest.approx(peak * (1 / trained) / (1 - warmup))
+    assert trainer.replan is None
+    assert trainer.fit(model, data, steps=4, name="later", desc="test").steps == 4 and len(calls) == 1
 
 
 @pytest.mark.parametrize("slowdown", [1.0, 1.5, 3.0])

@@ -1,7 +1,9 @@
 """The training budget: how many SGD steps a time budget buys, and how the learning rate follows what is left.
 
 Pure Python (no TensorFlow), so the plan is testable in milliseconds. The pipeline times a few steps of the real
-network (``seconds_per_step``), then :func:`plan_cnn_steps` gives every CNN the same number of steps. While training,
+network (``seconds_per_step``), then :func:`plan_cnn_steps` gives every CNN the same number of steps; once the first
+CNN has run :data:`REPLAN_STEPS` steps on the real data, :func:`replan_cnn_steps` plans them again from that pace,
+which a few calibration steps on a shared machine misjudge by several per cent either way. While training,
 :class:`BudgetClock` turns "steps done" and "time used" into one progress figure, and :func:`one_cycle` turns progress
 into a learning rate, so a run that meets its deadline before its planned steps still ends annealed to zero.
 """
@@ -16,6 +18,8 @@ RESERVE_FRAC = 0.04       # of the budget, kept for inference, plots and saving 
 RESERVE_MIN_S = 15.0      # ... but at least this many seconds (graph tracing, saving, plots are fixed costs)
 OVERHEAD = 1.06           # validation after each epoch and the final inference passes ≈ 6 % of the step time
 MIN_STEPS = 10
+REPLAN_STEPS = 100        # timed steps of the first CNN (after its warm-up) from which the step count is planned again
+REPLAN_MAX_GROWTH = 2.0   # a re-plan at most doubles the calibrated step count (the batch order is drawn that far)
 
 
 class BudgetError(ValueError):
@@ -42,6 +46,17 @@ def plan_cnn_steps(*, time_budget_s: float, elapsed_s: float, seconds_per_step: 
         raise BudgetError(f"--time-budget {time_budget_s:.0f} s leaves {max(left, 0):.0f} s for {n_models} CNN(s): "
                           f"too little for even {MIN_STEPS} steps at {seconds_per_step:.2f} s/step; raise the budget")
     return StepPlan(steps, per_model)
+
+
+def replan_cnn_steps(*, seconds_left: float, steps_done: int, seconds_per_step: float, n_models: int,
+                     seconds_per_later_model: float = 0.0) -> int:
+    """Steps per CNN that fill ``seconds_left`` (until the CNNs' last deadline) when the first of ``n_models`` CNNs
+    has done ``steps_done`` steps at a measured ``seconds_per_step``: the first finishes its steps, each later one
+    takes them all plus ``seconds_per_later_model`` of work besides its steps (e.g. judging every image between two
+    stages). Never fewer than ``steps_done`` + 1."""
+    step_cost = seconds_per_step * OVERHEAD
+    budget_s = max(0.0, seconds_left - (n_models - 1) * seconds_per_later_model) + steps_done * step_cost
+    return max(steps_done + 1, int(budget_s / (n_models * step_cost)))
 
 
 def steps_for_epochs(n_images: int, epochs: float, batch_size: int) -> int:

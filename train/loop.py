@@ -69,7 +69,7 @@ def sgd(hyp: dict):
 def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, peak_lr: float, warmup_frac: float,
         strategy=None, deadline: float | None = None, epoch_offset: float = 0.0, callbacks=(),
         checkpoint: Path | None = None, progress: bool = True, desc: str = "training",
-        cycle: tuple[float, float] = (0.0, 1.0), clock=time.monotonic) -> History:
+        cycle: tuple[float, float] = (0.0, 1.0), replan=None, clock=time.monotonic) -> History:
     """Take at most ``steps`` SGD steps on ``batches`` (one learning-rate cycle up to ``peak_lr``); return History.
 
     ``cycle`` = (start, end) runs only that part of the cycle (a stage that continues another's schedule ends at
@@ -81,6 +81,10 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
     ``callback(history)`` after each epoch (``epoch_offset`` shifts the epoch axis of a later stage). ``checkpoint``
     (a path prefix) saves model + optimizer + curves after every epoch and resumes from it if present. ``model`` and
     ``optimizer`` must have been made under ``strategy.scope()``.
+
+    ``replan`` (a callable: (steps done, measured seconds per step) → steps) is asked once, after
+    :data:`~labelmend.train.budget.REPLAN_STEPS` timed steps, for the step count to train instead of ``steps``
+    (between one more step and ``REPLAN_MAX_GROWTH`` × ``steps``); the schedule stretches or shrinks to it.
     """
     import tensorflow as tf
 
@@ -125,6 +129,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
     budget_clock = budget.BudgetClock(steps, deadline=deadline, start=hist.progress, done_steps=step, clock=clock)
     per_epoch = batches.steps_per_epoch
     loss_sum = correct_sum = seen = 0.0
+    most = steps if replan is None else int(steps * budget.REPLAN_MAX_GROWTH)  # the batches drawn up front
 
     def end_epoch():
         nonlocal loss_sum, correct_sum, seen
@@ -141,7 +146,7 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             _write_checkpoint_state(checkpoint, ckpt.write(f"{checkpoint}-{step}"), hist)
 
     with progress_bar(total=steps, desc=desc, unit="step", disable=not progress, initial=step) as bar:
-        for x, target, forward in batches.dataset(strategy, steps=steps, start=step):
+        for x, target, forward in batches.dataset(strategy, steps=most, start=step):
             p = budget_clock.progress(step)
             if p >= 1.0:
                 hist.stopped_early = step < steps
@@ -156,6 +161,10 @@ def fit(model, batches: Batches, *, steps: int, loss=cross_entropy, optimizer, p
             step += 1
             if step - first_step == WARM_UP_STEPS:
                 t_warm = clock()
+            elif replan is not None and step - first_step == WARM_UP_STEPS + budget.REPLAN_STEPS:
+                steps = min(most, max(step + 1, int(replan(step, (clock() - t_warm) / budget.REPLAN_STEPS))))
+                budget_clock.steps = hist.planned_steps = bar.total = steps
+                replan = None
             bar.update(1)
             if step % per_epoch == 0:
                 end_epoch()
@@ -213,6 +222,7 @@ class Trainer:
     strategy: object = None
     clock: object = time.monotonic
     device: str | None = None  # "gpu" or "cpu", as distribute.configure_tensorflow found it (None: look)
+    replan: object = None  # ``fit``'s replan, handed to the first fit of a whole learning-rate cycle, then dropped
 
     def __post_init__(self):
         import tensorflow as tf
@@ -268,12 +278,14 @@ class Trainer:
         batches = Batches(data, self.batch_size, seed=self.seed + seed_offset, epoch_images=epoch_images,
                           flip=aug["flip"], translate_px=aug["translate_px"], replicas=self.replicas)
         callbacks = [] if val is None else [validation_callback(model, *val, batch_size=self.hyp["eval"]["batch_size"])]
+        # only a single-stage method can change its own step count; a stage of a longer recipe has its share
+        replan, self.replan = (self.replan, None) if cycle == (0.0, 1.0) else (None, self.replan)
         return fit(model, batches, steps=steps, loss=loss, optimizer=optimizer, strategy=self.strategy,
                    peak_lr=distribute.peak_learning_rate(self.hyp, self.replicas),
                    warmup_frac=opt["warmup_frac"], deadline=self.deadline if deadline is None else deadline,
                    epoch_offset=epoch_offset, callbacks=callbacks, progress=self.progress, desc=desc,
                    checkpoint=None if self.checkpoints is None else Path(self.checkpoints) / name,
-                   cycle=cycle, clock=self.clock)
+                   cycle=cycle, replan=replan, clock=self.clock)
 
 
 def read_checkpoint_state(prefix: Path) -> dict | None:

@@ -3,7 +3,8 @@ write a run directory (models, run.json, reports) atomically.
 
 Budget: after loading and the baseline, the remaining time (less a reserve for inference, plots and saving) is
 measured in SGD steps by timing a few steps of the real network (:mod:`labelmend.train.budget`), and split
-equally between the CNN methods (:mod:`labelmend.registry`), so all get the same network *and* the same steps.
+equally between the CNN methods (:mod:`labelmend.registry`), so all get the same network *and* the same steps; the
+first CNN's first hundred steps on the real data time them again, and the plan for every CNN follows that pace.
 Each model also has a hard deadline, so a machine slower than the calibration suggested still ends on time, annealed
 (its report says the deadline cut it). ``epochs`` fixes the step count instead, which makes a run reproducible
 bit-for-bit with its ``seed`` on the same machine.
@@ -246,6 +247,27 @@ def _judge_labels(data, split, record: RunRecord, work: Path) -> str | None:
     return judge
 
 
+def _replanner(record: RunRecord, save_progress, strategy, *, cnns_end: float, n_models: int,
+               seconds_per_pass: float):
+    """The first CNN's ``replan`` (:func:`labelmend.train.loop.fit`): the step count every CNN gets, planned again
+    from the first one's measured pace so that all end by ``cnns_end``; each later model also judges every image
+    once (``seconds_per_pass``). Every worker takes the smallest plan, and the record keeps it for --resume."""
+    from labelmend.train import budget, distribute
+
+    def replan(steps_done: int, seconds_per_step: float) -> int:
+        steps = budget.replan_cnn_steps(seconds_left=cnns_end - time.monotonic(), steps_done=steps_done,
+                                        seconds_per_step=seconds_per_step, n_models=n_models,
+                                        seconds_per_later_model=seconds_per_pass)
+        steps = distribute.agree_min(strategy, min(steps, int(record.cnn_steps * budget.REPLAN_MAX_GROWTH)))
+        _log(f"{seconds_per_step:.3f} s/step over the first {budget.REPLAN_STEPS} steps (calibrated "
+             f"{record.seconds_per_step:.3f}): {steps} steps each instead of {record.cnn_steps}")
+        record.cnn_steps, record.seconds_per_step = steps, seconds_per_step
+        save_progress()
+        return steps
+
+    return replan
+
+
 def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress, *, t_start, config, progress,
                 resume) -> None:
     from labelmend.train import budget, cnn, distribute
@@ -281,7 +303,8 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
                                          after_s=seconds_per_image * n if judging_model(cnns) else 0.0)
         except budget.BudgetError as exc:
             raise DataError(str(exc)) from None
-        steps, per_model_s = plan.steps, plan.seconds_per_model
+        # every worker timed its own steps: all take the smallest plan, or one would wait for steps the others skip
+        steps, per_model_s = distribute.agree_min(strategy, plan.steps), plan.seconds_per_model
     record.device, record.distribution, record.cnn_steps = device, distribute.describe(strategy), steps
     record.seconds_per_step, record.hyperparameters, record.global_batch_size = sps, hyp, trainer.batch_size
     record.dtype_policy = trainer.policy
@@ -293,6 +316,9 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
                 verified_index=data.verified_index, verified_labels=data.verified_labels)
     judge = judging_model(cnns)
     t_cnns = time.monotonic()
+    if per_model_s is not None:
+        trainer.replan = _replanner(record, save_progress, strategy, cnns_end=t_cnns + len(todo) * per_model_s,
+                                    n_models=len(todo), seconds_per_pass=seconds_per_image * n)
     for i, name in enumerate(todo):
         # model i must be done by the end of its slot, so an overrun never eats the next model's time
         trainer.deadline = None if per_model_s is None or resume else t_cnns + (i + 1) * per_model_s
@@ -318,3 +344,4 @@ def _train_cnns(data, split, cnns, work: Path, record: RunRecord, save_progress,
         save_progress()
         _log(f"{name}: validation accuracy {rep['validation']['accuracy']} "
              f"({rep['seconds']:.0f} s, {rep['steps']} steps)")
+        steps, trainer.replan = record.cnn_steps, None  # the first model's re-plan holds for every later one

@@ -20,6 +20,6 @@ def train(task: Task, trainer: Trainer, *, steps: int):
     data = TrainingTargets(task.images[train], targets, np.zeros(len(train), bool))
     hist = trainer.fit(model, data, steps=steps, name="all", desc="model1: noisy labels", val=task.val)
     val_images, val_labels = task.val
-    report = stage_report({"all": hist.as_dict()}, planned_steps=steps)
+    report = stage_report({"all": hist.as_dict()}, planned_steps=hist.planned_steps)  # a re-plan may change it
     report["validation"] = validation_report(trainer.predict_proba(model, val_images), val_labels)
     return model, report
