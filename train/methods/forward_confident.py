@@ -53,8 +53,6 @@ HYP = {
                              # it; below, one network judges its own training labels. A network that trains for many
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging)
-    "judge_anneal_frac": 0.0,  # EXPERIMENT: share of the steps a copy of stage A's network anneals on before judging
-    "relabel_confidence": 0.0,  # EXPERIMENT: flagged images whose suggested label the judge gives ≥ this train on it
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
@@ -158,24 +156,10 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         histories[name] = hist.as_dict()
         epochs_done = (hist.epoch or [epochs_done])[-1]  # the stages follow one another on the epoch axis
         fold_probs.append(trainer.predict_proba(net, images))
+    probs = out_of_fold(fold_probs, fold)
     steps_a = sum(h["steps"] for h in histories.values())
     report["stages"]["A_forward_correction" if trusted_pairs else "A_noisy_labels"] = {
         "val_accuracy": accuracy(fold_probs[0][split.val], val[1])}
-    j_frac = hyp_noise["judge_anneal_frac"]
-    if j_frac > 0 and folds == 1:  # EXPERIMENT: an annealed copy of stage A's network judges
-        judge_net = trainer.model(k, images[task.train])
-        judge_net.set_weights(model.get_weights())
-        forward = ~is_clean[rows] if trusted_pairs else np.zeros(len(rows), bool)
-        hist_j = trainer.fit(judge_net, TrainingTargets(images[rows], targets[rows], forward),
-                             steps=max(1, int(round(steps * j_frac))), name="J", cycle=(a_frac, 1.0),
-                             loss=forward_corrected_cross_entropy(transition) if trusted_pairs else cross_entropy,
-                             deadline=budget.slot(trainer.deadline, j_frac / (1 - a_frac)), epoch_images=epoch_images,
-                             epoch_offset=epochs_done, seed_offset=4, desc="model2 judge: anneal")
-        histories["J"] = hist_j.as_dict()
-        steps_a += hist_j.steps
-        fold_probs = [trainer.predict_proba(judge_net, images)]
-        report["stages"]["J_annealed_judge"] = {"val_accuracy": accuracy(fold_probs[0][split.val], val[1])}
-    probs = out_of_fold(fold_probs, fold)
 
     flagged, corrected, confident = flag_noisy_labels(probs, noisy, transition, is_trusted=is_clean)
     if not trusted_pairs:  # T for the report and the review queue, from the (confident, noisy) label pairs
@@ -199,13 +183,10 @@ def train(task: Task, trainer: Trainer, *, steps: int, hyp_noise: dict = HYP):
         "corrected_label_accuracy": accuracy(one_hot(corrected[split.val], k), val[1]), "n": int(len(split.val))}
     final_probs, steps_b = fold_probs[0][split.val], steps - steps_a
     if steps_b > 0:
-        relabel = flagged & (probs[np.arange(len(probs)), corrected] >= hyp_noise["relabel_confidence"]) \
-            if hyp_noise["relabel_confidence"] > 0 else np.zeros(len(images), bool)
-        keep = ~flagged[rows] | relabel[rows]
+        keep = ~flagged[rows]
         rows_b = rows[keep] if keep.any() else rows  # all flagged happens on tiny data only
-        targets_b = one_hot(np.where(relabel, corrected, noisy), k, smoothing=smoothing)
+        targets_b = one_hot(noisy, k, smoothing=smoothing)
         targets_b[is_clean] = targets[is_clean]
-        report["relabelled_training_images"] = int(relabel[task.train].sum())
         hist_b = trainer.fit(model, TrainingTargets(images[rows_b], targets_b[rows_b], np.zeros(len(rows_b), bool)),
                              steps=steps_b, name="B", seed_offset=1, cycle=(a_frac, 1.0), epoch_images=epoch_images,
                              epoch_offset=epochs_done, val=val, desc="model2 B: confident learning")
