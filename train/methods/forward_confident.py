@@ -24,12 +24,13 @@ stage B; they live in git history. At full scale (BENCHMARKS.md, "Model II's jud
 trains on the flagged images beat leaving them out: their suggested label where stage A is ≥ 90 % sure of it tied;
 stage A's soft posterior P(y | x, ỹ) for all of them, or the network's own posterior at each step (an EM step per
 visit), scored lower. Cross-fitting stage A at that scale (``folds`` networks on half the noisy images and half the
-steps each) judged worse and scored lower still, hence ``cross_fit_epochs``, and so did it at 25.6 and 41 epochs. A judge that never fitted a noisy label
-(stage A on the trusted images alone) judged a little better and scored no higher, and seeing the trusted images once
-per epoch in stage B instead of ``clean_repeat`` times tied: the evidence points to steps, not labels, as what Model
-II lacks there. Stage A takes half of the steps, not 60 %: at full scale the shorter stage A scored higher on every
-seed, at 1,600 steps and at the 4,800 of a default run on a bfloat16 host, where it also judged better (its stage A
-had saturated); on the annotator-noise grid, where an older network had scored lower with it, today's ties.
+steps each) judged worse and scored lower still, and so it did at 25.6 and 41 epochs, hence ``cross_fit_epochs``. A
+judge that never fitted a noisy label (stage A on the trusted images alone) judged a little better and scored no
+higher, and seeing the trusted images once per epoch in stage B instead of ``clean_repeat`` times tied: the evidence
+points to steps, not labels, as what Model II lacks there. Stage A takes half of the steps, not 60 %: at full scale
+the shorter stage A scored higher on every seed, at 1,600 steps and at the 4,800 of a default run on a bfloat16 host,
+where it also judged better (its stage A had saturated); on the annotator-noise grid, where an older network had
+scored lower with it, today's ties.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ HYP = {
                              # epochs memorises the wrong labels and no longer flags them; in a few epochs it has not,
                              # and in-sample flags win (bench/LOG.md, out-of-sample flagging). Between the measured
                              # ends: on the client's 48,000 images in-sample flags still won at 41 epochs, on
-                             # 8,000-image sets cross-fitting won at 90 (BENCHMARKS.md, the 40-epoch switch)
+                             # 8,000-image sets cross-fitting won at 90 (BENCHMARKS.md, the epoch switch)
     "clean_repeat": 3,       # times each clean-labelled training image appears per epoch (a clean label carries
                              # ~3.3 bits, a 40 %-correct noisy one ~0.45 bits: 8k clean outweigh 40k noisy)
 }
